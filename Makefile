@@ -44,7 +44,7 @@ book: $(VENV)/.book-deps $(MATHJAX)
 # Unit tests and every notebook under nbval (smoke profile), then the book build with warnings
 # as errors, then the built pages in headless Chromium.
 test: $(VENV)/.test-deps $(MATHJAX)
-	DL_PROFILE=smoke $(PY) -m pytest tests notebooks --nbval-lax --ignore=tests/test_browser.py -q
+	DL_PROFILE=smoke $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --ignore=tests/test_browser.py -q
 	DL_PROFILE=smoke $(MAKE) --no-print-directory book
 	DL_PROFILE=smoke $(PY) -m pytest tests/test_browser.py -q -rs
 
