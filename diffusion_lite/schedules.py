@@ -108,7 +108,8 @@ class Schedule:
         tau = check_float("tau", tau, low=0.0, low_open=True)
         if not start < end:
             raise ValueError(f"start must be smaller than end, got start={start}, end={end}")
-        v_start, v_end = torch.sigmoid(torch.tensor(start / tau)), torch.sigmoid(torch.tensor(end / tau))
+        v_start = torch.sigmoid(torch.tensor(start / tau, dtype=torch.float64))
+        v_end = torch.sigmoid(torch.tensor(end / tau, dtype=torch.float64))
 
         def alpha_bar(u: Tensor) -> Tensor:
             return (v_end - torch.sigmoid((u * (end - start) + start) / tau)) / (v_end - v_start)
