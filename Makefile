@@ -37,7 +37,7 @@ book: $(VENV)/.book-deps $(MATHJAX)
 	@mkdir -p _build; p="$(PROFILE)"; \
 	if [ "$$(cat _build/.profile 2>/dev/null)" != "$$p" ]; then rm -rf _build/.jupyter_cache _build/html _build/jupyter_execute; fi; \
 	echo "$$p" > _build/.profile; echo "Building the book with profile $$p"
-	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
+	TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "The book is in _build/html/index.html"
 
 # ---------------------------------------------------------------------------- the tests
