@@ -8,6 +8,7 @@ All functions take the noise eps explicitly, so the caller owns the randomness.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ._checks import check_same, check_tensor, check_timesteps
@@ -42,8 +43,8 @@ def q_sample(x0: Tensor, t, eps: Tensor, sched: Schedule) -> Tensor:
     check_tensor("x0", x0)
     check_tensor("eps", eps)
     check_same("x0", x0, "eps", eps)
-    alpha_bar_t = gather(sched.alpha_bar, t, x0)
-    return alpha_bar_t.sqrt() * x0 + (1.0 - alpha_bar_t).sqrt() * eps
+    # coefficients computed in float64, then cast: 1 - alpha_bar_t loses digits in float32
+    return gather(sched.alpha_bar.sqrt(), t, x0) * x0 + gather((1.0 - sched.alpha_bar).sqrt(), t, x0) * eps
 
 
 def q_posterior(x0: Tensor, x_t: Tensor, t, sched: Schedule) -> tuple[Tensor, Tensor]:
@@ -59,12 +60,12 @@ def q_posterior(x0: Tensor, x_t: Tensor, t, sched: Schedule) -> tuple[Tensor, Te
     check_tensor("x_t", x_t)
     check_same("x0", x0, "x_t", x_t)
     t = check_timesteps("t", t, sched.T, low=1)
-    alpha_bar_t = gather(sched.alpha_bar, t, x_t)
-    alpha_bar_prev = gather(sched.alpha_bar, t - 1, x_t)
-    beta_t = gather(sched.betas, t, x_t)
-    alpha_t = gather(sched.alphas, t, x_t)
-    coef_x0 = alpha_bar_prev.sqrt() * beta_t / (1.0 - alpha_bar_t)
-    coef_xt = alpha_t.sqrt() * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t)
-    mean = coef_x0 * x0 + coef_xt * x_t
+    # the coefficients as float64 vectors over t (index 0 is never used), gathered and cast last:
+    # 1 - alpha_bar_t computed in float32 would lose digits at small t
+    alpha_bar, alpha_bar_prev = sched.alpha_bar[1:], sched.alpha_bar[:-1]
+    coef_x0 = alpha_bar_prev.sqrt() * sched.betas[1:] / (1.0 - alpha_bar)
+    coef_xt = sched.alphas[1:].sqrt() * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
+    pad = sched.betas.new_zeros(1)
+    mean = gather(torch.cat([pad, coef_x0]), t, x_t) * x0 + gather(torch.cat([pad, coef_xt]), t, x_t) * x_t
     var = gather(sched.beta_tilde, t, x_t)
     return mean, var

@@ -27,8 +27,8 @@ def _coefs(pred_name: str, pred: Tensor, t, x_t: Tensor, sched: Schedule, low: i
     check_tensor("x_t", x_t)
     check_same(pred_name, pred, "x_t", x_t)
     check_timesteps("t", t, sched.T, low=low)
-    alpha_bar_t = gather(sched.alpha_bar, t, x_t)
-    return alpha_bar_t.sqrt(), (1.0 - alpha_bar_t).sqrt()  # a_t, s_t
+    # a_t, s_t from float64 vectors, cast last (1 - alpha_bar_t in float32 loses digits)
+    return gather(sched.alpha_bar.sqrt(), t, x_t), gather((1.0 - sched.alpha_bar).sqrt(), t, x_t)
 
 
 def x0_from_eps(eps: Tensor, t, x_t: Tensor, sched: Schedule) -> Tensor:
