@@ -17,7 +17,7 @@ def check_tensor(name: str, x, *, floating: bool = True, min_dim: int = 1) -> Te
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); expected at least one element")
     if floating and not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if floating and not bool(torch.isfinite(x).all()):
+    if floating and x.device.type != "meta" and not bool(torch.isfinite(x).all()):  # meta: no values
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
 
@@ -30,6 +30,17 @@ def check_same(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
         )
     if a.device != b.device:
         raise ValueError(f"{name_a} and {name_b} must be on the same device, got {a.device} and {b.device}")
+
+
+def check_generator(name: str, generator, device=None) -> None:
+    """None or a torch.Generator; with `device`, one that can draw there (same device type)."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
+    if device is not None and generator.device.type != torch.device(device).type:
+        raise ValueError(f"{name} is on {generator.device} but the samples are on {device}; "
+                         f"make it with torch.Generator(device={str(torch.device(device).type)!r})")
 
 
 def check_int(name: str, value, *, low: int, high: float = math.inf) -> int:

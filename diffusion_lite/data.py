@@ -79,6 +79,20 @@ class ImageDataset:
     name: str  # "mnist", "fashion_mnist" or "cifar10"
     split: str  # "train" or "test"
 
+    def __post_init__(self):  # shapes and dtypes only: a NaN scan of 50k images would cost each load
+        for field, kind in (("images", "a float"), ("labels", "an integer")):
+            value = getattr(self, field)
+            bad_dtype = not isinstance(value, Tensor) or value.is_floating_point() != (field == "images") \
+                or value.dtype == torch.bool
+            if bad_dtype:
+                got = value.dtype if isinstance(value, Tensor) else type(value).__name__
+                raise TypeError(f"{field} must be {kind} tensor, got {got}")
+        if self.images.dim() != 4:
+            raise ValueError(f"images must have shape (N, C, H, W), got {tuple(self.images.shape)}")
+        if self.labels.shape != (len(self.images),):
+            raise ValueError(f"labels must have shape ({len(self.images)},) to match images, "
+                             f"got {tuple(self.labels.shape)}")
+
     def __len__(self) -> int:
         return len(self.labels)
 

@@ -53,7 +53,11 @@ class Schedule:
     @classmethod
     def from_betas(cls, betas: Tensor, name: str = "custom") -> "Schedule":
         """Build from beta_1..beta_T (length T); index 0 is prepended."""
-        betas = check_tensor("betas", torch.as_tensor(betas, dtype=torch.float64))
+        try:
+            betas = torch.as_tensor(betas, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"betas must be a tensor or a sequence of numbers, got {type(betas).__name__}") from None
+        betas = check_tensor("betas", betas)
         if betas.dim() != 1:
             raise ValueError(f"betas must be 1-D (beta_1..beta_T), got shape {tuple(betas.shape)}")
         betas = torch.cat([betas.new_zeros(1), betas])  # (T+1,), betas[0] = 0
@@ -68,12 +72,17 @@ class Schedule:
         beta_t = min(1 - alpha_bar(t/T) / alpha_bar((t-1)/T), max_beta)   (eq-beta-from-alpha-bar)
         alpha_bar is then recomputed from the clipped betas, so the three tensors agree exactly.
         """
+        if not callable(alpha_bar_fn):
+            raise TypeError(f"alpha_bar_fn must be callable as alpha_bar_fn(tau), got {type(alpha_bar_fn).__name__}")
         T = check_int("T", T, low=1)
         max_beta = check_float("max_beta", max_beta, low=0.0, high=1.0, low_open=True, high_open=True)
         tau = torch.arange(T + 1, dtype=torch.float64) / T
         f = alpha_bar_fn(tau)
         if not isinstance(f, Tensor) or f.shape != tau.shape:
             raise ValueError("alpha_bar_fn must map a (T+1,) tensor of tau in [0, 1] to a (T+1,) tensor")
+        if not bool(torch.isfinite(f).all()) or bool((f[:-1] <= 0).any()) or float(f[-1]) < 0:
+            raise ValueError("alpha_bar_fn must return finite values, > 0 on [0, 1) and >= 0 at 1, "
+                             f"got values from {float(f.min())} to {float(f.max())}")
         betas = (1.0 - f[1:] / f[:-1]).clamp(min=0.0, max=max_beta)
         if bool((betas <= 0).any()):
             raise ValueError("alpha_bar_fn must be strictly decreasing on [0, 1]")
@@ -159,6 +168,11 @@ def gather(values: Tensor, t, like: Tensor, sched: Schedule | None = None) -> Te
     t is an int or a (B,) long tensor; the result has shape (B, 1, ..., 1) with like.dim() axes
     (or () for a scalar t), so `gather(sched.alpha_bar, t, x) * x` works for any data shape.
     """
+    for name, value in (("values", values), ("like", like)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if sched is not None and not isinstance(sched, Schedule):
+        raise TypeError(f"sched must be a diffusion_lite.Schedule or None, got {type(sched).__name__}")
     T = values.shape[0] - 1
     t = check_timesteps("t", t, T if sched is None else sched.T)
     out = values.to(like.device)[t.to(like.device)].to(like.dtype)

@@ -1,0 +1,351 @@
+"""A compact U-Net denoiser for images: eps_hat = UNet(x_t, t, cond), same shape as x_t.
+
+Default MNIST shapes (channel_mults (1, 2, 2), N = num_res_blocks; "cat" joins the skip connection):
+
+    28x28  x_t -> stem -> [Res]*N ------------------------------------- cat -> [Res]*N -> out -> eps_hat
+                             | down                                      ^ up
+    14x14                 [Res]*N -------------------- cat -> [Res]*N ---+
+                             | down                      ^ up
+     7x7                  [Res, Attn]*N -> mid -> cat -> [Res, Attn]*N
+                                 (Res, Attn, Res)
+
+- ResBlock: GroupNorm -> SiLU -> conv, then the time embedding scales and shifts the normalised
+  features (FiLM), SiLU -> conv, plus a residual connection (eq-film).
+- AttentionBlock: multi-head self-attention over all H*W positions (eq-attention), used only at low
+  resolution where it is cheap; optionally cross-attention to a context sequence (prompts).
+- Conditioning: `num_classes` adds a learned class embedding to the time embedding; the extra index
+  `num_classes` means "no label" (classifier-free guidance; Ho & Salimans 2022). `cond_dim` adds
+  cross-attention to a context (B, L, cond_dim); a learned null context stands in when cond is None.
+
+The structure follows Ho et al. 2020 (Appendix B) and Dhariwal & Nichol 2021, at a size a CPU trains.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ._checks import check_float, check_int, check_tensor
+from .embeddings import TimeEmbedding, check_model_timesteps
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Sizes and options of a UNet. The defaults fit 28x28 MNIST (levels at 28, 14, 7)."""
+
+    in_channels: int = 1                        # C of x_t: 1 for MNIST, 3 for RGB images
+    out_channels: int | None = None             # channels of the prediction; None -> in_channels
+    base_channels: int = 32                     # channels at full resolution (level 0)
+    channel_mults: tuple[int, ...] = (1, 2, 2)  # level l has base * mult[l] channels at H / 2**l
+    num_res_blocks: int = 1                     # residual blocks per level, on the way down and up
+    attention_levels: tuple[int, ...] = (2,)    # levels with self-attention (0 = full resolution);
+                                                # the middle block always has one
+    attention_heads: int = 4                    # heads of every attention layer
+    dropout: float = 0.0                        # dropout inside residual blocks (Ho et al.: 0.1 on CIFAR-10)
+    groups: int = 8                             # GroupNorm groups; must divide every channel count
+    time_embed_dim: int | None = None           # width of the time embedding; None -> 4 * base_channels
+    num_classes: int | None = None              # class labels 0..num_classes-1 (+ a null label); None: unconditional
+    cond_dim: int | None = None                 # width of a context (B, L, cond_dim) read by cross-attention
+
+    def __post_init__(self):
+        object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
+        object.__setattr__(self, "attention_levels", tuple(self.attention_levels))
+        check_int("in_channels", self.in_channels, low=1)
+        if self.out_channels is not None:
+            check_int("out_channels", self.out_channels, low=1)
+        check_int("base_channels", self.base_channels, low=1)
+        if not self.channel_mults:
+            raise ValueError("channel_mults must list at least one level, got ()")
+        for m in self.channel_mults:
+            check_int("channel_mults entries", m, low=1)
+        check_int("num_res_blocks", self.num_res_blocks, low=1)
+        for level in self.attention_levels:
+            check_int("attention_levels entries", level, low=0, high=len(self.channel_mults) - 1)
+        check_int("attention_heads", self.attention_heads, low=1)
+        check_float("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        check_int("groups", self.groups, low=1)
+        for ch in self.channels:
+            if ch % self.groups or ch % self.attention_heads:
+                raise ValueError(f"groups ({self.groups}) and attention_heads ({self.attention_heads}) must "
+                                 f"divide every level's channel count {self.channels}")
+        if self.time_embed_dim is not None:
+            check_int("time_embed_dim", self.time_embed_dim, low=2)
+        if self.num_classes is not None:
+            check_int("num_classes", self.num_classes, low=1)
+        if self.cond_dim is not None:
+            check_int("cond_dim", self.cond_dim, low=1)
+        if self.num_classes is not None and self.cond_dim is not None:
+            raise ValueError("set num_classes (class labels) or cond_dim (a context), not both")
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """Channels per level: base_channels * channel_mults."""
+        return tuple(self.base_channels * m for m in self.channel_mults)
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with a residual connection; t enters by FiLM on the middle features."""
+
+    def __init__(self, ch_in: int, ch_out: int, emb_dim: int, groups: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, ch_in)
+        self.conv1 = nn.Conv2d(ch_in, ch_out, 3, padding=1)
+        self.film = nn.Linear(emb_dim, 2 * ch_out)  # emb -> (scale, shift)
+        self.norm2 = nn.GroupNorm(groups, ch_out)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(ch_out, ch_out, 3, padding=1)
+        self.skip = nn.Conv2d(ch_in, ch_out, 1) if ch_in != ch_out else nn.Identity()
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, ch_out, H, W)
+        scale, shift = self.film(F.silu(emb))[:, :, None, None].chunk(2, dim=1)  # (B, ch_out, 1, 1) each
+        # eq-film: h <- GN(h) * (1 + scale(t)) + shift(t) (Perez et al. 2018; Dhariwal & Nichol 2021, AdaGN)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class AttentionBlock(nn.Module):
+    """Self-attention over the H*W positions, then (if cond_dim) cross-attention to a context."""
+
+    def __init__(self, channels: int, heads: int, groups: int, cond_dim: int | None = None):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        self.cross = cond_dim is not None
+        if self.cross:
+            self.norm_cross = nn.GroupNorm(groups, channels)
+            self.q_cross = nn.Linear(channels, channels)
+            self.kv_cross = nn.Linear(cond_dim, 2 * channels)  # keys and values come from the context
+            self.proj_cross = nn.Linear(channels, channels)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """softmax(q k^T / sqrt(d)) v per head (eq-attention; Vaswani et al. 2017, Eq. 1).
+        q: (B, N, C), k and v: (B, L, C) -> (B, N, C)."""
+        B, N, C = q.shape
+        q, k, v = (z.reshape(B, z.shape[1], self.heads, C // self.heads).transpose(1, 2)
+                   for z in (q, k, v))  # (B, heads, N or L, C / heads)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, C / heads)
+        return out.transpose(1, 2).reshape(B, N, C)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).transpose(2, 3).unbind(1)  # (B, HW, C) each
+        h = self.attend(q, k, v)  # (B, HW, C)
+        x = x + self.proj(h.transpose(1, 2).reshape(B, C, H, W))
+        if self.cross:
+            q = self.q_cross(self.norm_cross(x).reshape(B, C, H * W).transpose(1, 2))  # (B, HW, C)
+            k, v = self.kv_cross(context).chunk(2, dim=-1)  # (B, L, C) each
+            h = self.proj_cross(self.attend(q, k, v))  # (B, HW, C)
+            x = x + h.transpose(1, 2).reshape(B, C, H, W)
+        return x
+
+
+class Downsample(nn.Module):
+    """Halve H and W with a stride-2 3x3 convolution (28 -> 14 -> 7)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Double H and W: nearest-neighbour upsampling, then a 3x3 convolution."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class UNet(nn.Module):
+    """forward(x_t (B, C, H, W), t (B,) or int, cond=None) -> (B, out_channels, H, W)."""
+
+    def __init__(self, config: UNetConfig = UNetConfig()):
+        super().__init__()
+        if not isinstance(config, UNetConfig):
+            raise TypeError(f"config must be a UNetConfig, got {type(config).__name__}")
+        self.config = c = config
+        chs, L = c.channels, len(c.channel_mults)
+        emb_dim = c.time_embed_dim or 4 * c.base_channels
+
+        def res(ch_in, ch_out):
+            return ResBlock(ch_in, ch_out, emb_dim, c.groups, c.dropout)
+
+        def attn(ch):
+            return AttentionBlock(ch, c.attention_heads, c.groups, c.cond_dim)
+
+        self.time_embed = TimeEmbedding(c.base_channels, emb_dim)
+        if c.num_classes is not None:
+            self.class_embed = nn.Embedding(c.num_classes + 1, emb_dim)  # index num_classes = no label
+        if c.cond_dim is not None:
+            self.null_context = nn.Parameter(torch.randn(1, 1, c.cond_dim) * 0.02)  # (1, 1, cond_dim)
+        self.stem = nn.Conv2d(c.in_channels, chs[0], 3, padding=1)
+
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        ch = chs[0]
+        for level in range(L):
+            blocks = nn.ModuleList()
+            for _ in range(c.num_res_blocks):
+                blocks.append(res(ch, chs[level]))
+                ch = chs[level]
+                if level in c.attention_levels:
+                    blocks.append(attn(ch))
+            self.down.append(blocks)
+            if level < L - 1:
+                self.downsample.append(Downsample(ch))
+
+        self.mid = nn.ModuleList([res(ch, ch), attn(ch), res(ch, ch)])
+
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for level in reversed(range(L)):
+            blocks = nn.ModuleList()
+            for i in range(c.num_res_blocks):
+                blocks.append(res(ch + chs[level] if i == 0 else ch, chs[level]))  # first one eats the skip
+                ch = chs[level]
+                if level in c.attention_levels:
+                    blocks.append(attn(ch))
+            self.up.append(blocks)
+            if level > 0:
+                self.upsample.append(Upsample(ch))
+
+        out_channels = c.out_channels or c.in_channels
+        self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, out_channels, 3, padding=1))
+
+    # ------------------------------------------------------------------------------ conditioning
+    def _check_inputs(self, x_t, t, cond):
+        c = self.config
+        check_tensor("x_t", x_t)
+        if x_t.dim() != 4 or x_t.shape[1] != c.in_channels:
+            raise ValueError(f"x_t must have shape (B, {c.in_channels}, H, W) for this UNet "
+                             f"(in_channels={c.in_channels}), got {tuple(x_t.shape)}")
+        factor = 2 ** (len(c.channel_mults) - 1)
+        if x_t.shape[2] % factor or x_t.shape[3] % factor:
+            raise ValueError(f"x_t height and width must be divisible by {factor} (the U-Net halves them "
+                             f"{len(c.channel_mults) - 1} times), got {x_t.shape[2]}x{x_t.shape[3]}")
+        dtype = self.stem.weight.dtype
+        if x_t.dtype != dtype and not torch.is_autocast_enabled(x_t.device.type):
+            raise TypeError(f"x_t has dtype {x_t.dtype} but the UNet's weights are {dtype}; pass x_t.to({dtype})")
+        B = x_t.shape[0]
+        t = check_model_timesteps(t, B, x_t)
+        if c.num_classes is not None:
+            if cond is None:
+                cond = torch.full((B,), c.num_classes, device=x_t.device)  # all "no label"
+            if not isinstance(cond, Tensor) or cond.is_floating_point() or cond.dtype == torch.bool:
+                raise TypeError(f"cond must be a (B,) tensor of integer class labels, got {cond!r:.80}")
+            if cond.shape != (B,) or bool((cond < 0).any()) or bool((cond > c.num_classes).any()):
+                raise ValueError(f"cond must hold {B} labels in [0, {c.num_classes}] ({c.num_classes} = no label), "
+                                 f"got shape {tuple(cond.shape)}")
+            return x_t, t, cond, None
+        if c.cond_dim is not None:
+            if cond is None:
+                return x_t, t, None, self.null_context.expand(B, 1, c.cond_dim)  # (B, 1, cond_dim)
+            check_tensor("cond", cond)
+            context = cond[:, None, :] if cond.dim() == 2 else cond  # (B, L, cond_dim)
+            if context.dim() != 3 or context.shape[0] != B or context.shape[2] != c.cond_dim:
+                raise ValueError(f"cond must be a context of shape ({B}, L, {c.cond_dim}) or ({B}, {c.cond_dim}), "
+                                 f"got {tuple(cond.shape)}")
+            return x_t, t, None, context
+        if cond is not None:
+            raise ValueError("this UNet is unconditional (num_classes and cond_dim are None): cond must be None")
+        return x_t, t, None, None
+
+    def drop_cond(self, cond: Tensor, drop: Tensor) -> Tensor:
+        """cond with the samples where drop is True replaced by the null condition (CFG training)."""
+        c = self.config
+        if c.num_classes is not None:
+            return torch.where(drop, torch.full_like(cond, c.num_classes), cond)  # (B,)
+        if c.cond_dim is not None:
+            context = cond[:, None, :] if cond.dim() == 2 else cond  # (B, L, cond_dim)
+            null = self.null_context.to(context.dtype).expand_as(context)
+            return torch.where(drop[:, None, None], null, context)  # attention to L copies = to one
+        raise ValueError("this UNet is unconditional: there is no condition to drop")
+
+    # ------------------------------------------------------------------------------ forward
+    @staticmethod
+    def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor, context: Tensor | None) -> Tensor:
+        for block in blocks:
+            h = block(h, emb) if isinstance(block, ResBlock) else block(h, context)
+        return h
+
+    def forward(self, x_t: Tensor, t, cond: Tensor | None = None) -> Tensor:
+        x_t, t, labels, context = self._check_inputs(x_t, t, cond)
+        emb = self.time_embed(t)  # (B, emb_dim)
+        if labels is not None:
+            emb = emb + self.class_embed(labels)  # (B, emb_dim)
+        h = self.stem(x_t)  # (B, base_channels, H, W)
+        skips = []
+        for level, blocks in enumerate(self.down):
+            h = self._run(blocks, h, emb, context)  # (B, channels[level], H / 2**level, W / 2**level)
+            skips.append(h)
+            if level < len(self.downsample):
+                h = self.downsample[level](h)
+        h = self._run(self.mid, h, emb, context)
+        for i, blocks in enumerate(self.up):  # deepest level first
+            h = torch.cat([h, skips.pop()], dim=1)  # (B, ch + channels[level], ...)
+            h = self._run(blocks, h, emb, context)
+            if i < len(self.upsample):
+                h = self.upsample[i](h)
+        return self.out(h)  # (B, out_channels, H, W)
+
+
+# ---------------------------------------------------------------------------------- accounting
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (all, or only those with requires_grad)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _blocks(module: nn.Module, prefix: str = ""):
+    """(name, module) of the U-Net's building blocks: children, with ModuleLists opened."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.ModuleList):
+            yield from _blocks(child, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", child
+
+
+@torch.no_grad()
+def unet_block_report(model: UNet, x_shape: tuple[int, ...], cond: Tensor | None = None) -> list[dict]:
+    """Per block, in execution order: output shape, parameters and FLOPs of one forward pass.
+
+    FLOPs are counted by torch.utils.flop_counter (2 per multiply-add, matmuls and convolutions
+    only) for a batch of shape x_shape. The last row is the total of the whole model.
+    """
+    if not isinstance(model, UNet):
+        raise TypeError(f"model must be a UNet, got {type(model).__name__}")
+    p = next(model.parameters())
+    x_t = torch.zeros(x_shape, dtype=p.dtype, device=p.device)
+    blocks = dict(_blocks(model))
+    order, shapes = [], {}
+
+    def hook(name):
+        def record(_module, _inputs, output):
+            order.append(name)
+            shapes[name] = tuple(output.shape)
+        return record
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in blocks.items()]
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(x_t, 1, cond)
+    finally:
+        for h in handles:
+            h.remove()
+    flops = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+    root = type(model).__name__
+    rows = [{"block": name, "type": type(blocks[name]).__name__, "output": shapes[name],
+             "params": count_parameters(blocks[name]), "flops": flops.get(f"{root}.{name}", 0)}
+            for name in order]
+    rows.append({"block": "total", "type": root, "output": tuple(x_shape),
+                 "params": count_parameters(model), "flops": counter.get_total_flops()})
+    return rows

@@ -1,0 +1,153 @@
+"""The training loop: determinism, exact resume, learning, EMA, clear failures."""
+import pytest
+import torch
+from torch import nn
+
+from diffusion_lite.checkpoint import load_checkpoint
+from diffusion_lite.mlp import MLPConfig, MLPDenoiser
+from diffusion_lite.schedules import Schedule
+from diffusion_lite.train import TrainConfig, train, update_ema
+from diffusion_lite.unet import UNet, UNetConfig
+
+SCHED = Schedule.linear(T=100, beta_1=1e-3, beta_T=0.2)
+TOY = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]]).repeat(16, 1)  # (64, 2): 4 points
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def mlp(seed=0) -> MLPDenoiser:
+    torch.manual_seed(seed)
+    return MLPDenoiser(MLPConfig(dim=2, hidden=32, depth=2, time_embed_dim=16))
+
+
+def tiny_unet(seed=0) -> UNet:
+    torch.manual_seed(seed)
+    return UNet(UNetConfig(base_channels=8, channel_mults=(1, 2), attention_levels=(1,), attention_heads=2,
+                           num_classes=3, dropout=0.1))
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_same_seed_same_history_bitwise():
+    config = TrainConfig(steps=25, batch_size=16, lr=1e-3, warmup_steps=5)
+    a = train(mlp(), TOY, SCHED, config, progress=False)
+    b = train(mlp(), TOY, SCHED, config, progress=False)
+    assert a.history == b.history and len(a.history) == 25 and a.steps_done == 25
+    c = train(mlp(), TOY, SCHED, TrainConfig(steps=25, batch_size=16, lr=1e-3, warmup_steps=5, seed=1),
+              progress=False)
+    assert c.history != a.history  # the seed does drive the batches, t and eps
+
+
+def test_callers_rng_is_untouched():
+    model = mlp()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    train(model, TOY, SCHED, TrainConfig(steps=3, batch_size=4), progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    """20 steps straight == 10 steps, stop, resume for 10: same losses, weights and EMA, bit for bit.
+
+    Class-conditional U-Net with label dropout (batch generator) and dropout (global RNG)."""
+    data = torch.rand(12, 1, 8, 8) * 2 - 1
+    labels = torch.arange(12) % 3
+    config = TrainConfig(steps=20, batch_size=4, lr=1e-3, warmup_steps=4, p_uncond=0.3, ema_decay=0.9,
+                         checkpoint_every=5)
+    straight = tiny_unet()
+    full = train(straight, data, SCHED, config, cond=labels, progress=False)
+
+    path = tmp_path / "run.pt"
+    first = train(tiny_unet(), data, SCHED, TrainConfig(**{**config.__dict__, "steps": 10}), cond=labels,
+                  checkpoint_path=path, progress=False)
+    assert first.history == full.history[:10]
+    resumed_model = tiny_unet(seed=99)  # other initial weights: everything must come from the checkpoint
+    second = train(resumed_model, data, SCHED, config, cond=labels, checkpoint_path=path, progress=False)
+    assert second.resumed_from == 10
+    assert second.history == full.history
+    assert same_weights(resumed_model, straight)
+    assert same_weights(second.ema_model, full.ema_model)
+    assert not same_weights(second.ema_model, resumed_model)  # EMA is a separate, lagging copy
+
+    state, meta = load_checkpoint(path)
+    assert state["step"] == 20 and state["history"] == full.history and meta["config"]["steps"] == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]  # no temp or lock files left
+
+    # a finished checkpoint is just loaded: no training, same result
+    again = train(tiny_unet(seed=5), data, SCHED, config, cond=labels, checkpoint_path=path, progress=False)
+    assert again.history == full.history and again.resumed_from == 20
+    assert same_weights(again.ema_model, full.ema_model)
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    path = tmp_path / "run.pt"
+    train(mlp(), TOY, SCHED, TrainConfig(steps=3, batch_size=4), checkpoint_path=path, progress=False)
+    with pytest.raises(ValueError, match=r"cannot resume .*\['lr'\].*resume=False"):
+        train(mlp(), TOY, SCHED, TrainConfig(steps=6, batch_size=4, lr=1e-3), checkpoint_path=path, progress=False)
+    fresh = train(mlp(), TOY, SCHED, TrainConfig(steps=6, batch_size=4, lr=1e-3), checkpoint_path=path,
+                  resume=False, progress=False)
+    assert fresh.resumed_from == 0 and len(fresh.history) == 6
+
+
+def test_loss_decreases_on_toy_data():
+    """Four points: after training, eps is far more predictable than at the start (loss ~ 1)."""
+    result = train(mlp(), TOY, SCHED, TrainConfig(steps=300, batch_size=64, lr=3e-3, warmup_steps=20),
+                   progress=False)
+    first, last = result.history[:20], result.history[-50:]
+    assert sum(last) / len(last) < 0.6 * sum(first) / len(first)
+
+
+def test_v_prediction_runs_and_differs():
+    config = TrainConfig(steps=5, batch_size=8)
+    eps = train(mlp(), TOY, SCHED, config, progress=False).history
+    v = train(mlp(), TOY, SCHED, TrainConfig(steps=5, batch_size=8, prediction="v"), progress=False).history
+    assert len(v) == 5 and v != eps
+
+
+def test_update_ema_closed_form():
+    ema, model = nn.Linear(2, 2), nn.Linear(2, 2)
+    old = [p.detach().clone() for p in ema.parameters()]
+    update_ema(ema, model, 0.9)
+    for e, o, p in zip(ema.parameters(), old, model.parameters()):
+        torch.testing.assert_close(e, 0.9 * o + 0.1 * p)
+
+
+class Overflowing(nn.Module):
+    """Predicts 1e30 * x_t: its squared error overflows float32 at the first step."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(()))
+
+    def forward(self, x_t, t):
+        return self.w * x_t * 1e30
+
+
+def test_non_finite_loss_stops_with_advice():
+    with pytest.raises(RuntimeError, match=r"loss is inf at step 1.*learning rate.*amp.*data spans"):
+        train(Overflowing(), TOY, SCHED, TrainConfig(steps=5, batch_size=4), progress=False)
+
+
+def test_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="steps"):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="prediction"):
+        TrainConfig(prediction="x0")
+    with pytest.raises(ValueError, match="amp"):
+        TrainConfig(amp="fp8")
+    with pytest.raises(ValueError, match="p_uncond > 0 needs cond"):
+        train(mlp(), TOY, SCHED, TrainConfig(steps=2, p_uncond=0.1), progress=False)
+    with pytest.raises(ValueError, match="cond must be a tensor with one row per data sample"):
+        train(tiny_unet(), torch.zeros(4, 1, 8, 8), SCHED, TrainConfig(steps=2), cond=torch.zeros(3), progress=False)
+    with pytest.raises(ValueError, match="data contains NaN"):
+        train(mlp(), torch.full((4, 2), float("nan")), SCHED, TrainConfig(steps=2), progress=False)
+    with pytest.raises(TypeError, match="sched must be"):
+        train(mlp(), TOY, "linear", TrainConfig(steps=2), progress=False)
