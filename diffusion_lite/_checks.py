@@ -87,3 +87,10 @@ def check_timesteps(name: str, t, T: int, *, low: int = 0) -> Tensor:
             f"got values from {int(t.min())} to {int(t.max())}"
         )
     return t.long()
+
+
+def check_on_device(name: str, x: Tensor, weight: Tensor, owner: str) -> None:
+    """The input of a network must live where its weights are."""
+    if x.device != weight.device:
+        raise ValueError(f"{name} is on device {x.device} but the {owner}'s weights are on {weight.device}; "
+                         f"move one of them, e.g. {name}.to({str(weight.device)!r})")

@@ -146,6 +146,8 @@ def save_checkpoint(path, state: dict, meta: dict) -> Path:
 
 def load_checkpoint(path, map_location="cpu") -> tuple[dict, dict]:
     """(state, meta) from a file written by save_checkpoint, loaded without running pickled code."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")

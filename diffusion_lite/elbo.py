@@ -79,9 +79,9 @@ def prior_kl(x0: Tensor, sched: Schedule) -> Tensor:
     """L_T = KL(q(x_T | x0) || N(0, I)) per sample, in nats (no parameters, no sampling)."""
     _check_schedule(sched)
     check_tensor("x0", x0)
-    alpha_bar_T = gather(sched.alpha_bar, sched.T, x0)
-    mean = alpha_bar_T.sqrt() * x0  # eq-q-sample at t = T
-    var = (1.0 - alpha_bar_T).expand_as(x0)
+    # coefficients in float64 before the cast: 1 - alpha_bar_T computed in bfloat16 can round to 0
+    mean = gather(sched.alpha_bar.sqrt(), sched.T, x0) * x0  # eq-q-sample at t = T
+    var = gather(1.0 - sched.alpha_bar, sched.T, x0).expand_as(x0)
     return _per_sample(gaussian_kl(mean, var, torch.zeros_like(x0), torch.ones_like(x0)))
 
 

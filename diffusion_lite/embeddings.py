@@ -73,4 +73,5 @@ class TimeEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(sinusoid_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
 
     def forward(self, t: Tensor) -> Tensor:
-        return self.mlp(timestep_embedding(t, self.sinusoid_dim))
+        emb = timestep_embedding(t, self.sinusoid_dim)  # float32 features ...
+        return self.mlp(emb.to(self.mlp[0].weight.dtype))  # ... in the weights' dtype (float64, bfloat16 models)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_int, check_tensor
+from ._checks import check_int, check_on_device, check_tensor
 from .embeddings import TimeEmbedding, check_model_timesteps
 
 
@@ -52,6 +52,7 @@ class MLPDenoiser(nn.Module):
         check_tensor("x_t", x_t)
         if x_t.dim() != 2 or x_t.shape[1] != D:
             raise ValueError(f"x_t must have shape (B, {D}) for this MLPDenoiser, got {tuple(x_t.shape)}")
+        check_on_device("x_t", x_t, self.out.weight, "MLPDenoiser")
         dtype = self.out.weight.dtype
         if x_t.dtype != dtype and not torch.is_autocast_enabled(x_t.device.type):
             raise TypeError(f"x_t has dtype {x_t.dtype} but the MLPDenoiser's weights are {dtype}; "

@@ -28,9 +28,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ._checks import check_int
+
 from .checkpoint import cache_path, load_checkpoint, load_weights
 from .classifier import JudgeConfig, MNISTJudge, load_or_train_judge
-from .data import ImageDataset, load_dataset
+from .data import ImageDataset, data_root, load_dataset
 from .download import DatasetNotFoundError
 from .profiles import PROFILES, device as default_device, profile as active_profile
 from .schedules import Schedule
@@ -52,6 +54,20 @@ class Recipe:
     split: str                  # split the model trains on: "train" or "test"
     n_images: int | None        # train on the first n images of the split; None: all of them
     fallback_split: str | None  # split to use when `split` cannot be loaded; None: no fallback
+
+    def __post_init__(self):
+        if not isinstance(self.unet, UNetConfig):
+            raise TypeError(f"unet must be a UNetConfig, got {type(self.unet).__name__}")
+        if not isinstance(self.train, TrainConfig):
+            raise TypeError(f"train must be a TrainConfig, got {type(self.train).__name__}")
+        check_int("T", self.T, low=1)
+        Schedule.named(self.schedule, T=self.T)  # rejects unknown schedule names
+        for name in ("split", "fallback_split"):
+            value = getattr(self, name)
+            if value is not None and value not in ("train", "test"):
+                raise ValueError(f"{name} must be 'train' or 'test', got {value!r}")
+        if self.n_images is not None:
+            check_int("n_images", self.n_images, low=1)
 
     def make_schedule(self) -> Schedule:
         """The noise schedule the model is trained (and must be sampled) with."""
@@ -77,7 +93,8 @@ def mnist_ddpm_recipe(profile: str | None = None) -> Recipe:
     elif profile == "cpu":    # GUIDE section 6 baseline: ~10 minutes on 2 cores
         unet = UNetConfig(base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=2, attention_levels=(2,),
                           attention_heads=4, groups=8)
-        config = TrainConfig(steps=1850, batch_size=64, lr=1e-3, warmup_steps=100, ema_decay=0.999)
+        config = TrainConfig(steps=1850, batch_size=64, lr=1e-3, warmup_steps=100, ema_decay=0.999,
+                             checkpoint_every=250)
         split, fallback = "train", "test"
     else:                     # gpu: a bigger network, trained ten times longer with bf16 autocast
         unet = UNetConfig(base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention_levels=(2,),
@@ -115,11 +132,10 @@ def load_training_data(recipe: Recipe, progress: bool = True) -> tuple[ImageData
     except DatasetNotFoundError as err:
         if recipe.fallback_split is None or recipe.fallback_split == recipe.split:
             raise
-        reason = str(err).splitlines()[0]
-        print(f"NOTICE: the {recipe.dataset} {recipe.split!r} split is not available ({reason}). "
-              f"Training on the {recipe.fallback_split!r} split instead; the cache key and the returned "
-              f"recipe record split={recipe.fallback_split!r}. Put the official {recipe.split} files in the "
-              f"data folder to train on them.")
+        print(f"NOTICE: the {recipe.dataset} {recipe.split!r} split is not available: its files are not in "
+              f"{data_root() / recipe.dataset} and could not be downloaded ({str(err).splitlines()[0].rstrip(':')}). "
+              f"Training on the {recipe.fallback_split!r} split instead; the cache key and the returned recipe "
+              f"record split={recipe.fallback_split!r}. Put the official {recipe.split} files there to train on them.")
         recipe = dataclasses.replace(recipe, split=recipe.fallback_split, fallback_split=None)
         data = load_dataset(recipe.dataset, split=recipe.split, progress=progress)
     if recipe.n_images is not None:
@@ -138,8 +154,16 @@ def _describe(data: ImageDataset) -> dict:
 
 
 def checkpoint_path(recipe: Recipe, data: ImageDataset) -> Path:
-    """Where the cache keeps the model trained by `recipe` on `data` (profile is not part of the key)."""
-    return cache_path(recipe.kind, UNet.__name__, recipe.unet, recipe.train,
+    """Where the cache keeps the model trained by `recipe` on `data`.
+
+    The key holds what the weights depend on: not the profile name, nor how often the run logs or
+    saves (log_every, checkpoint_every), which leave the numbers unchanged.
+    """
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a Recipe, got {type(recipe).__name__}")
+    train_config = dataclasses.replace(recipe.train, log_every=TrainConfig.log_every,
+                                       checkpoint_every=TrainConfig.checkpoint_every)
+    return cache_path(recipe.kind, UNet.__name__, recipe.unet, train_config,
                       {"schedule": recipe.schedule, "T": recipe.T}, _describe(data))
 
 

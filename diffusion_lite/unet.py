@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ._checks import check_float, check_int, check_tensor
+from ._checks import check_float, check_int, check_on_device, check_tensor
 from .embeddings import TimeEmbedding, check_model_timesteps
 
 
@@ -233,6 +233,7 @@ class UNet(nn.Module):
         if x_t.shape[2] % factor or x_t.shape[3] % factor:
             raise ValueError(f"x_t height and width must be divisible by {factor} (the U-Net halves them "
                              f"{len(c.channel_mults) - 1} times), got {x_t.shape[2]}x{x_t.shape[3]}")
+        check_on_device("x_t", x_t, self.stem.weight, "UNet")
         dtype = self.stem.weight.dtype
         if x_t.dtype != dtype and not torch.is_autocast_enabled(x_t.device.type):
             raise TypeError(f"x_t has dtype {x_t.dtype} but the UNet's weights are {dtype}; pass x_t.to({dtype})")
@@ -302,6 +303,8 @@ class UNet(nn.Module):
 # ---------------------------------------------------------------------------------- accounting
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of scalar parameters (all, or only those with requires_grad)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -323,6 +326,9 @@ def unet_block_report(model: UNet, x_shape: tuple[int, ...], cond: Tensor | None
     """
     if not isinstance(model, UNet):
         raise TypeError(f"model must be a UNet, got {type(model).__name__}")
+    if not isinstance(x_shape, (tuple, list, torch.Size)) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in x_shape):
+        raise TypeError(f"x_shape must be a tuple of positive ints such as (1, 1, 28, 28), got {x_shape!r}")
     p = next(model.parameters())
     x_t = torch.zeros(x_shape, dtype=p.dtype, device=p.device)
     blocks = dict(_blocks(model))
