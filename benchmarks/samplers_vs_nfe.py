@@ -167,12 +167,19 @@ def run(args) -> dict:
                 model = oracle if name.startswith("ours") else at_alpha_bar
                 for nfe in args.nfe:
                     start = time.perf_counter()
-                    x0, used = fn(model, x_T, nfe, torch.Generator().manual_seed(2000 + seed))
                     cell = rows[name][str(nfe)]
+                    try:
+                        x0, used = fn(model, x_T, nfe, torch.Generator().manual_seed(2000 + seed))
+                        if not bool(torch.isfinite(x0).all()):
+                            raise FloatingPointError("the samples are not finite")
+                    except (ValueError, FloatingPointError) as err:  # a sampler that breaks down is a result
+                        cell["failed"] = str(err).splitlines()[0]
+                        cell["nfe"], x0 = nfe, None
+                    else:
+                        cell["nfe"] = used
                     cell["seconds"] += time.perf_counter() - start
-                    cell["nfe"] = used
-                    cell["sw2"].append(sliced_w2(x0.float(), ref, directions))
-                    cell["energy"].append(energy_distance(x0.float(), ref))
+                    cell["sw2"].append(float("nan") if x0 is None else sliced_w2(x0.float(), ref, directions))
+                    cell["energy"].append(float("nan") if x0 is None else energy_distance(x0.float(), ref))
             print(f"{dname}: seed {seed + 1}/{args.seeds} done", flush=True)
         results["datasets"][dname] = {"samplers": rows, "floor": floor}
     return results
@@ -185,7 +192,8 @@ def _ms(values):
 
 def _best(rows, prefix, nfe, metric):
     """(mean, name) of the best sampler whose name starts with prefix, at this NFE budget."""
-    return min((_ms(r[str(nfe)][metric])[0], name) for name, r in rows.items() if name.startswith(prefix))
+    return min((_ms(r[str(nfe)][metric])[0], name) for name, r in rows.items()
+               if name.startswith(prefix) and "failed" not in r[str(nfe)])
 
 
 def check_at(rows, floor, nfe, metric) -> str:
@@ -227,7 +235,8 @@ def write_markdown(results, path: Path, hardware: str, seconds: float):
                 for n in nfes:
                     m, s = _ms(r[str(n)][metric])
                     used = r[str(n)]["nfe"]
-                    cells.append(f"{m:.4f} ± {s:.4f}" + (f" ({used})" if used != n else ""))
+                    cells.append("fails (non-finite samples)" if "failed" in r[str(n)] else
+                                 f"{m:.4f} ± {s:.4f}" + (f" ({used})" if used != n else ""))
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
             lines += ["| *noise floor* | " + " | ".join([f"*{fm:.4f} ± {fs:.4f}*"] * len(nfes)) + " |", ""]
         if 10 in nfes:
@@ -263,8 +272,9 @@ def write_plot(results, path: Path):
             ax = axes[row][col]
             for name in names:
                 r = d["samplers"][name]
-                nfe = [r[k]["nfe"] for k in r]
-                ms = [_ms(r[k][metric]) for k in r]
+                ok = [k for k in r if "failed" not in r[k]]  # a failed run has no distance to plot
+                nfe = [r[k]["nfe"] for k in ok]
+                ms = [_ms(r[k][metric]) for k in ok]
                 ax.errorbar(nfe, [m for m, _ in ms], yerr=[s for _, s in ms], ms=4, capsize=2, lw=1.2,
                             mfc="none" if not name.startswith("ours") else None, label=name, **_style(name))
             fm, fs = _ms(d["floor"][metric])
