@@ -1,0 +1,126 @@
+"""Does the book's MNIST DDPM draw recognisable digits? The recipe of a profile, judged by the in-book classifier.
+
+Loads (or trains, through the checkpoint cache) the unconditional MNIST DDPM of chapter 07 with the
+recipe of --profile (diffusion_lite.recipes), draws --n samples with each sampler, and reports the
+judge's numbers (diffusion_lite.classifier): the share of samples classified as a digit with
+confidence >= 0.9, the share sent to the judge's reject class, the digits present and the class
+shares. The target of the cpu profile: >= 80 % confident digits, all ten classes, within 10 minutes
+of training on 2 cores.
+
+Training time: when the model is trained by this run, its wall time is reported. When it comes
+from the cache, the training time is estimated instead from a timed probe of the same network:
+recipe.train.steps x the median seconds per training step (forward, backward, AdamW) over
+--probe-steps steps, at the recipe's batch size. The report says which of the two it is.
+
+Offline, only the MNIST test split (10k images) is in the shared data folder: the recipe then
+falls back to it (and says so), so the model trains on the same images the judge was trained on.
+
+Usage (take real numbers on a quiet machine):
+    DL_DATA_DIR=/work/shared/data python benchmarks/mnist_recipe.py --profile cpu
+Writes benchmarks/results/mnist_recipe_<profile>.md and .json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import diffusion_lite as dl
+from diffusion_lite.recipes import checkpoint_path, load_training_data, training_seconds
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLERS = {"DDPM 1000 steps": dict(method="ddpm", steps=1000), "DDIM 100 steps": dict(method="ddim", steps=100),
+            "DDIM 50 steps": dict(method="ddim", steps=50)}
+
+
+def seconds_per_step(recipe, n_steps: int) -> float:
+    """Median wall time of one training step of a fresh copy of the recipe's network."""
+    model, sched = recipe.make_model(), recipe.make_schedule()
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.train.lr)
+    g = torch.Generator().manual_seed(0)
+    B, times = recipe.train.batch_size, []
+    for _ in range(n_steps + 2):  # the first two steps warm up the allocator
+        x0 = torch.rand(B, 1, 28, 28, generator=g) * 2 - 1
+        t = torch.randint(1, sched.T + 1, (B,), generator=g)
+        eps = torch.randn(x0.shape, generator=g)
+        start = time.perf_counter()
+        loss = F.mse_loss(model(dl.q_sample(x0, t, eps, sched), t), eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[2:])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--profile", default="cpu", choices=dl.PROFILES)
+    p.add_argument("--n", type=int, default=256, help="samples per sampler")
+    p.add_argument("--probe-steps", type=int, default=20, help="timed training steps for the time estimate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="output path without extension")
+    args = p.parse_args()
+    out = args.out or ROOT / "benchmarks" / "results" / f"mnist_recipe_{args.profile}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    recipe = dl.mnist_ddpm_recipe(args.profile)
+    data, used = load_training_data(recipe, progress=False)
+    cached = checkpoint_path(used, data).exists()
+    start = time.perf_counter()
+    model, result, used = dl.load_or_train_mnist_ddpm(recipe, progress=True)
+    trained_seconds = None if cached else time.perf_counter() - start
+    step_s = seconds_per_step(used, args.probe_steps)
+    params = sum(p.numel() for p in model.parameters())
+    judge = dl.load_mnist_judge(args.profile, progress=False)
+    sched = used.make_schedule()
+
+    rows = {}
+    for name, kw in SAMPLERS.items():
+        g = torch.Generator().manual_seed(args.seed)
+        x_T = torch.randn(args.n, 1, 28, 28, generator=g)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            x = dl.sample(model, sched, x_T, generator=g, progress=True, **kw).x0.clamp(-1, 1)
+        seconds = time.perf_counter() - t0
+        rep = dl.judge(judge, x)
+        rows[name] = dict(confident=rep.confident_fraction, reject=rep.reject_fraction,
+                          classes=len(rep.classes_present), shares=[round(float(v), 4) for v in rep.class_shares],
+                          sample_seconds=seconds)
+        print(name, rows[name], flush=True)
+
+    train_line = (f"trained in this run: {trained_seconds:.0f} s" if trained_seconds is not None else
+                  f"loaded from the cache; estimated training time {used.train.steps} steps x {step_s:.3f} s "
+                  f"(median of {args.probe_steps} timed steps) = {used.train.steps * step_s:.0f} s; the cached run "
+                  f"itself recorded {training_seconds(used):.0f} s, with whatever else then ran on the machine")
+    results = dict(profile=args.profile, split=used.split, params=params, steps=used.train.steps,
+                   batch=used.train.batch_size, lr=used.train.lr, seconds_per_step=step_s,
+                   trained_seconds=trained_seconds, estimated_train_seconds=used.train.steps * step_s,
+                   final_loss=sum(result.history[-100:]) / min(100, len(result.history)),
+                   n=args.n, hardware=dl.hardware(), load_average=os.getloadavg()[0], samplers=rows)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    lines = [f"# MNIST DDPM, `{args.profile}` recipe, judged by the in-book classifier", "",
+             f"Produced by `benchmarks/mnist_recipe.py --profile {args.profile}` (method in its docstring).", "",
+             f"U-Net of {params:,} parameters ({used.unet.channels} channels, {used.unet.num_res_blocks} residual "
+             f"block(s) per level), {used.train.steps:,} steps of batch {used.train.batch_size}, AdamW lr "
+             f"{used.train.lr}, EMA {used.train.ema_decay}; trained on the MNIST **{used.split}** split "
+             f"({len(data):,} images). Training: {train_line}. Mean L_simple over the last 100 steps "
+             f"{results['final_loss']:.4f}.", "",
+             f"| sampler (EMA weights, {args.n} samples) | confident digits (p >= 0.9) | rejected | digits present "
+             "| largest / smallest class share | sampling time (s) |", "|---|---:|---:|---:|---:|---:|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['confident']:.1%} | {r['reject']:.1%} | {r['classes']} | "
+                     f"{max(r['shares']):.1%} / {min(r['shares']):.1%} | {r['sample_seconds']:.0f} |")
+    lines += ["", f"{dl.hardware()}; torch {torch.__version__}; load average at the end "
+              f"{os.getloadavg()[0]:.1f} (above the thread count: other processes shared the CPU).", ""]
+    out.with_suffix(".md").write_text("\n".join(lines))
+    print(out.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()
