@@ -5,10 +5,6 @@ The regex starts with (or contains) the argument's name, and where the message s
 accepted or what was got, the regex checks that too. A final test keeps the table from shrinking,
 and another checks that every public callable in `diffusion_lite.__all__` has at least one row.
 
-Rows in KNOWN_GAPS are inputs that are *not yet* rejected clearly (the fix belongs in a module
-owned elsewhere). They are strict xfails: once a module is fixed the row XPASSes and fails, as a
-reminder to move it into ROWS.
-
 Devices: with no second device at hand, tensors on the "meta" device (shape only, no data) stand
 in for "another device", e.g. cuda while the rest is on the CPU.
 """
@@ -624,8 +620,7 @@ ROWS: list[Row] = [
       lambda: recipes.load_or_train_mnist_ddpm(recipes.mnist_ddpm_recipe("smoke"), weights="best")),
 ]
 
-# Inputs not (yet) rejected clearly: the fix belongs in a module another helper owns. Strict xfail.
-# Former known gaps, fixed in unet.py, mlp.py, checkpoint.py and recipes.py.
+# Inputs that once slipped through, fixed in unet.py, mlp.py, checkpoint.py and recipes.py.
 ROWS += [
     R("count_parameters", TypeError, r"^model must be a torch\.nn\.Module", lambda: dl.count_parameters("model")),
     R("unet_block_report", TypeError, r"^x_shape must be", lambda: dl.unet_block_report(UNET, "1x1x8x8")),
@@ -635,8 +630,6 @@ ROWS += [
     R("Recipe", ValueError, r"^T must be", lambda: dataclasses.replace(recipes.mnist_ddpm_recipe("smoke"), T=0)),
     R("checkpoint_path", TypeError, r"^recipe must be a Recipe", lambda: recipes.checkpoint_path("r", DS)),
 ]
-
-KNOWN_GAPS: list[Row] = []  # none left: every row below was fixed and moved into ROWS
 
 # Public names with nothing to validate (constants, exceptions, result tuples) or no arguments.
 NO_ARGUMENTS = {
@@ -655,21 +648,13 @@ def test_bad_input_is_rejected_clearly(row: Row):
         row.call()
 
 
-@pytest.mark.parametrize("row", [pytest.param(r, marks=pytest.mark.xfail(strict=True, reason="known gap: see the "
-                                                                          "module docstring")) for r in KNOWN_GAPS],
-                         ids=[r.id for r in KNOWN_GAPS])
-def test_known_gap(row: Row):
-    with pytest.raises(row.exc, match=row.match):
-        row.call()
-
-
 def test_the_table_cannot_silently_shrink():
     assert len(ROWS) >= MIN_ROWS, f"the bad-input table has {len(ROWS)} rows, fewer than {MIN_ROWS}"
 
 
 def test_every_public_callable_has_a_row():
     public = set(dl.__all__) | {name for name in getattr(recipes, "__all__", ())}
-    covered = {r.target for r in ROWS + KNOWN_GAPS}
+    covered = {r.target for r in ROWS}
     missing = sorted(public - covered - NO_ARGUMENTS)
     assert not missing, f"public names without a bad-input row in tests/test_bad_inputs.py: {missing}"
 
