@@ -5,7 +5,7 @@ forms x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps (eq-q-sample) and m
 
     L_simple = E || eps - eps_hat(x_t, t) ||^2                 (eq-l-simple; Ho et al. 2020, Eq. 14)
 
-Around it: linear learning-rate warm-up, gradient clipping, an exponential moving average (EMA) of
+Around it: linear learning-rate warm-up (and an optional cosine decay), gradient clipping, an exponential moving average (EMA) of
 the weights, bf16 autocast on GPU, a progress bar, checkpoints and exact resume. All randomness
 (batches, t, eps, label dropout) comes from one torch.Generator seeded with config.seed, and the
 global RNG (dropout) is seeded too, inside torch.random.fork_rng so the caller's RNG is untouched.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -44,12 +45,14 @@ class TrainConfig:
     lr: float = 2e-4                # peak AdamW learning rate (Ho et al. 2020: 2e-4)
     weight_decay: float = 0.0       # AdamW decoupled weight decay
     warmup_steps: int = 100         # lr rises linearly to `lr` over the first steps (Ho et al.: 5000)
+    lr_decay: str = "none"          # after warm-up: "none" keeps `lr`; "cosine" decays it to 0 at `steps`
     grad_clip: float | None = 1.0   # clip the global gradient norm to this (None: no clipping)
     ema_decay: float = 0.999        # EMA of the weights (Ho et al.: 0.9999 for 800k steps)
     seed: int = 0                   # seeds the batch/t/eps generator and the global RNG (dropout)
     log_every: int = 50             # progress-bar update every this many steps (running mean loss)
     checkpoint_every: int = 0       # also save every this many steps (0: only at the end)
     prediction: str = "eps"         # network target: "eps" (eq-l-simple) or "v" (eq-v)
+    min_snr_gamma: float | None = None  # weight each sample by min(SNR_t, gamma) / SNR_t (Hang et al. 2023)
     p_uncond: float = 0.0           # probability of dropping a sample's condition (CFG; Ho & Salimans 2022)
     amp: str = "auto"               # "auto": bf16 autocast on CUDA only; "bf16": always; "off": never
 
@@ -59,6 +62,11 @@ class TrainConfig:
         check_float("lr", self.lr, low=0.0, low_open=True)
         check_float("weight_decay", self.weight_decay, low=0.0)
         check_int("warmup_steps", self.warmup_steps, low=0)
+        if self.lr_decay not in ("none", "cosine"):
+            raise ValueError(f"lr_decay must be 'none' or 'cosine', got {self.lr_decay!r}")
+        if self.lr_decay == "cosine" and self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps must be below steps ({self.steps}) with lr_decay='cosine', "
+                             f"got {self.warmup_steps}")
         if self.grad_clip is not None:
             check_float("grad_clip", self.grad_clip, low=0.0, low_open=True)
         check_float("ema_decay", self.ema_decay, low=0.0, high=1.0, high_open=True)
@@ -68,6 +76,8 @@ class TrainConfig:
         if self.prediction not in ("eps", "v"):
             raise ValueError(f"prediction must be 'eps' or 'v', got {self.prediction!r}")
         check_float("p_uncond", self.p_uncond, low=0.0, high=1.0, high_open=True)
+        if self.min_snr_gamma is not None:
+            check_float("min_snr_gamma", self.min_snr_gamma, low=0.0, low_open=True)
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
 
@@ -98,9 +108,39 @@ def _ema_decay(config: TrainConfig, step: int) -> float:
     return min(config.ema_decay, (1.0 + step) / (10.0 + step))
 
 
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate of step `step` (1-based): linear warm-up, then constant or cosine decay to 0."""
+    if config.warmup_steps and step <= config.warmup_steps:
+        return config.lr * step / config.warmup_steps
+    if config.lr_decay == "cosine":  # Loshchilov & Hutter (2017), one cycle without restarts
+        progress = (step - config.warmup_steps) / (config.steps - config.warmup_steps)
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.lr
+
+
+def loss_weight(config: TrainConfig, t: Tensor, sched) -> Tensor | None:
+    """Per-sample weights of the squared error, or None for L_simple's uniform weight (eq-l-simple).
+
+    Min-SNR-gamma (Hang et al. 2023) caps the weight the loss gives to nearly clean timesteps:
+    with eps-prediction it is min(SNR_t, gamma) / SNR_t, so t with SNR_t <= gamma keep weight 1 and
+    cleaner ones, whose eps is hard to learn and matters little for samples, count less. With
+    v-prediction the squared v-error is (SNR_t + 1) / SNR_t times the eps-error, so the weight becomes
+    min(SNR_t, gamma) / (SNR_t + 1): the same weighted objective.
+    """
+    if config.min_snr_gamma is None:
+        return None
+    snr = sched.snr.to(t.device)[t]  # t >= 1: finite
+    capped = snr.clamp(max=config.min_snr_gamma)
+    return (capped / snr if config.prediction == "eps" else capped / (snr + 1)).float()
+
+
 def _check_resumable(meta: dict, config: TrainConfig, model: nn.Module, data: Tensor, path: Path) -> None:
-    saved = {k: v for k, v in meta.get("config", {}).items() if k not in _FREE_FIELDS}
-    now = {k: v for k, v in dataclasses.asdict(config).items() if k not in _FREE_FIELDS}
+    # a cosine decay depends on the total number of steps, so then `steps` must match as well;
+    # fields missing from an older checkpoint take their defaults
+    free = _FREE_FIELDS if config.lr_decay == "none" else tuple(f for f in _FREE_FIELDS if f != "steps")
+    saved = {**dataclasses.asdict(TrainConfig()), **meta.get("config", {})}
+    saved = {k: v for k, v in saved.items() if k not in free}
+    now = {k: v for k, v in dataclasses.asdict(config).items() if k not in free}
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     problems = [f"config fields {diff} differ ({', '.join(f'{k}: {saved.get(k)!r} -> {now.get(k)!r}' for k in diff)})"
                 if diff else "",
@@ -193,12 +233,16 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
                 c = model.drop_cond(c, (torch.rand(B, generator=g) < config.p_uncond).to(device))
             x_t = q_sample(x0, t, eps, sched)  # eq-q-sample
             target = eps if config.prediction == "eps" else v_from_eps(eps, t, x_t, sched)  # eq-v
-            lr = config.lr * min(1.0, step / config.warmup_steps) if config.warmup_steps else config.lr
+            lr = learning_rate(config, step)
             for group in opt.param_groups:
                 group["lr"] = lr
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 pred = model(x_t, t) if c is None else model(x_t, t, c)
-            loss = F.mse_loss(pred.float(), target.float())  # eq-l-simple (Ho et al. 2020, Eq. 14)
+            weight = loss_weight(config, t, sched)
+            if weight is None:
+                loss = F.mse_loss(pred.float(), target.float())  # eq-l-simple (Ho et al. 2020, Eq. 14)
+            else:  # the same squared error, each sample's mean weighted by w_t
+                loss = (weight * (pred.float() - target.float()).pow(2).flatten(1).mean(1)).mean()
             if not bool(torch.isfinite(loss)):
                 bar.close()
                 raise RuntimeError(

@@ -6,7 +6,7 @@ from torch import nn
 from diffusion_lite.checkpoint import load_checkpoint
 from diffusion_lite.mlp import MLPConfig, MLPDenoiser
 from diffusion_lite.schedules import Schedule
-from diffusion_lite.train import TrainConfig, train, update_ema
+from diffusion_lite.train import TrainConfig, learning_rate, loss_weight, train, update_ema
 from diffusion_lite.unet import UNet, UNetConfig
 
 SCHED = Schedule.linear(T=100, beta_1=1e-3, beta_T=0.2)
@@ -95,6 +95,53 @@ def test_resume_refuses_a_different_config(tmp_path):
     fresh = train(mlp(), TOY, SCHED, TrainConfig(steps=6, batch_size=4, lr=1e-3), checkpoint_path=path,
                   resume=False, progress=False)
     assert fresh.resumed_from == 0 and len(fresh.history) == 6
+
+
+def test_learning_rate_warmup_then_cosine_decay():
+    flat = TrainConfig(steps=100, lr=1e-3, warmup_steps=10)
+    cos = TrainConfig(steps=100, lr=1e-3, warmup_steps=10, lr_decay="cosine")
+    for c in (flat, cos):  # the same linear warm-up: lr * s / warmup
+        assert [learning_rate(c, s) for s in (1, 5, 10)] == pytest.approx([1e-4, 5e-4, 1e-3])
+    assert all(learning_rate(flat, s) == 1e-3 for s in range(10, 101))
+    decay = [learning_rate(cos, s) for s in range(10, 101)]
+    assert all(a > b for a, b in zip(decay, decay[1:]))  # strictly decreasing after warm-up
+    assert learning_rate(cos, 55) == pytest.approx(0.5e-3)  # half-way through the decay: half the peak
+    assert learning_rate(cos, 100) == pytest.approx(0.0, abs=1e-15)  # reaches 0 at the last step
+
+
+def test_cosine_decay_resume_needs_the_same_total_steps(tmp_path):
+    """With a cosine decay the lr depends on `steps`, so a checkpoint continues only the same run."""
+    path = tmp_path / "run.pt"
+    config = TrainConfig(steps=12, batch_size=4, warmup_steps=2, lr_decay="cosine")
+    train(mlp(), TOY, SCHED, TrainConfig(**{**config.__dict__, "steps": 6}), checkpoint_path=path, progress=False)
+    with pytest.raises(ValueError, match=r"cannot resume .*\['steps'\]"):
+        train(mlp(), TOY, SCHED, config, checkpoint_path=path, progress=False)
+    # (without a decay, growing `steps` continues a run: see test_resume_reproduces_the_uninterrupted_run)
+    resumed = train(mlp(), TOY, SCHED, config, checkpoint_path=path, resume=False, progress=False)
+    assert resumed.resumed_from == 0 and len(resumed.history) == 12
+
+
+def test_min_snr_weights():
+    """w_t = min(SNR, gamma) / SNR for eps; the v-loss weight gives the same objective in eps terms."""
+    t = torch.arange(1, SCHED.T + 1)
+    snr = SCHED.snr[t]
+    assert loss_weight(TrainConfig(), t, SCHED) is None  # L_simple: uniform
+    w = loss_weight(TrainConfig(min_snr_gamma=5.0), t, SCHED).double()
+    noisy = snr <= 5.0
+    assert noisy.any() and (~noisy).any()  # the test schedule has both kinds of t
+    assert torch.allclose(w[noisy], torch.ones_like(w[noisy]))
+    assert torch.allclose(w[~noisy], 5.0 / snr[~noisy], rtol=1e-6)
+    w_v = loss_weight(TrainConfig(min_snr_gamma=5.0, prediction="v"), t, SCHED).double()
+    # ||v - v_hat||^2 = (SNR + 1) / SNR * ||eps - eps_hat||^2, so w_v * (SNR + 1) / SNR must equal w
+    assert torch.allclose(w_v * (snr + 1) / snr, w, rtol=1e-6)
+
+
+def test_min_snr_training_learns_and_differs_from_l_simple():
+    plain = train(mlp(), TOY, SCHED, TrainConfig(steps=60, batch_size=32, lr=3e-3, warmup_steps=5), progress=False)
+    weighted = train(mlp(), TOY, SCHED, TrainConfig(steps=60, batch_size=32, lr=3e-3, warmup_steps=5,
+                                                    min_snr_gamma=1.0), progress=False)
+    assert weighted.history != plain.history  # same batches, other weights
+    assert sum(weighted.history[-10:]) < sum(weighted.history[:10])  # and it still learns
 
 
 def test_loss_decreases_on_toy_data():
