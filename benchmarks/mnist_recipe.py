@@ -42,11 +42,13 @@ SAMPLERS = {"DDPM 1000 steps": dict(method="ddpm", steps=1000), "DDIM 100 steps"
 def seconds_per_step(recipe, n_steps: int) -> float:
     """Median wall time of one training step of a fresh copy of the recipe's network."""
     model, sched = recipe.make_model(), recipe.make_schedule()
+    layout = torch.channels_last if recipe.train.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)  # as train() does
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.train.lr)
     g = torch.Generator().manual_seed(0)
     B, times = recipe.train.batch_size, []
     for _ in range(n_steps + 2):  # the first two steps warm up the allocator
-        x0 = torch.rand(B, 1, 28, 28, generator=g) * 2 - 1
+        x0 = (torch.rand(B, 1, 28, 28, generator=g) * 2 - 1).contiguous(memory_format=layout)
         t = torch.randint(1, sched.T + 1, (B,), generator=g)
         eps = torch.randn(x0.shape, generator=g)
         start = time.perf_counter()
@@ -99,7 +101,8 @@ def main():
                   f"(median of {args.probe_steps} timed steps) = {used.train.steps * step_s:.0f} s; the cached run "
                   f"itself recorded {training_seconds(used):.0f} s, with whatever else then ran on the machine")
     results = dict(profile=args.profile, split=used.split, params=params, steps=used.train.steps,
-                   batch=used.train.batch_size, lr=used.train.lr, seconds_per_step=step_s,
+                   batch=used.train.batch_size, lr=used.train.lr,
+                   lr_decay=used.train.lr_decay, channels_last=used.train.channels_last, seconds_per_step=step_s,
                    trained_seconds=trained_seconds, estimated_train_seconds=used.train.steps * step_s,
                    final_loss=sum(result.history[-100:]) / min(100, len(result.history)),
                    n=args.n, hardware=dl.hardware(), load_average=os.getloadavg()[0], samplers=rows)
@@ -108,7 +111,8 @@ def main():
              f"Produced by `benchmarks/mnist_recipe.py --profile {args.profile}` (method in its docstring).", "",
              f"U-Net of {params:,} parameters ({used.unet.channels} channels, {used.unet.num_res_blocks} residual "
              f"block(s) per level), {used.train.steps:,} steps of batch {used.train.batch_size}, AdamW lr "
-             f"{used.train.lr}, EMA {used.train.ema_decay}; trained on the MNIST **{used.split}** split "
+             f"{used.train.lr} (warm-up {used.train.warmup_steps}, decay {used.train.lr_decay!r}), EMA "
+             f"{used.train.ema_decay}, channels_last={used.train.channels_last}; trained on the MNIST **{used.split}** split "
              f"({len(data):,} images). Training: {train_line}. Mean L_simple over the last 100 steps "
              f"{results['final_loss']:.4f}.", "",
              f"| sampler (EMA weights, {args.n} samples) | confident digits (p >= 0.9) | rejected | digits present "
@@ -117,7 +121,8 @@ def main():
         lines.append(f"| {name} | {r['confident']:.1%} | {r['reject']:.1%} | {r['classes']} | "
                      f"{max(r['shares']):.1%} / {min(r['shares']):.1%} | {r['sample_seconds']:.0f} |")
     lines += ["", f"{dl.hardware()}; torch {torch.__version__}; load average at the end "
-              f"{os.getloadavg()[0]:.1f} (above the thread count: other processes shared the CPU).", ""]
+              f"{os.getloadavg()[0]:.1f}" + (" (above the thread count: other processes shared the CPU)."
+                                              if os.getloadavg()[0] > torch.get_num_threads() + 0.5 else "."), ""]
     out.with_suffix(".md").write_text("\n".join(lines))
     print(out.with_suffix(".md").read_text())
 

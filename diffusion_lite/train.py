@@ -56,7 +56,7 @@ class TrainConfig:
     p_uncond: float = 0.0           # probability of dropping a sample's condition (CFG; Ho & Salimans 2022)
     amp: str = "auto"               # "auto": bf16 autocast on CUDA only; "bf16": always; "off": never
     channels_last: bool = False     # NHWC memory order for conv weights and image batches: the same maths,
-                                    # other float rounding; the U-Net trains ~20 % faster on a CPU
+                                    # other float rounding; often faster for conv nets on a CPU
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
