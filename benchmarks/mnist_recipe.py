@@ -121,8 +121,8 @@ def main():
         lines.append(f"| {name} | {r['confident']:.1%} | {r['reject']:.1%} | {r['classes']} | "
                      f"{max(r['shares']):.1%} / {min(r['shares']):.1%} | {r['sample_seconds']:.0f} |")
     lines += ["", f"{dl.hardware()}; torch {torch.__version__}; load average at the end "
-              f"{os.getloadavg()[0]:.1f}" + (" (above the thread count: other processes shared the CPU)."
-                                              if os.getloadavg()[0] > torch.get_num_threads() + 0.5 else "."), ""]
+              f"{results['load_average']:.1f}" + (" (above the thread count: other processes shared the CPU)."
+                                                 if results["load_average"] > torch.get_num_threads() + 0.5 else "."), ""]
     out.with_suffix(".md").write_text("\n".join(lines))
     print(out.with_suffix(".md").read_text())
 

@@ -61,12 +61,13 @@ def main():
         x = dl.sample(model, used.make_schedule(), x_T, method="ddpm", steps=1000, generator=g,
                       clip_x0=args.clip_x0, progress=True).x0.clamp(-1, 1)
     rep = dl.judge(judge, x)
-    row = dict(variant=args.variant, changes=VARIANTS[args.variant], weights=args.weights, clip_x0=args.clip_x0, n=args.n,
-               split=used.split, confident=rep.confident_fraction, reject=rep.reject_fraction,
+    row = dict(variant=args.variant, changes=VARIANTS[args.variant], weights=args.weights, clip_x0=args.clip_x0,
+               n=args.n, split=used.split, confident=rep.confident_fraction, reject=rep.reject_fraction,
                classes=len(rep.classes_present), final_loss=sum(result.history[-100:]) / 100,
                seconds_this_run=dict(train_or_load=train_seconds, sample=time.perf_counter() - start),
                threads=torch.get_num_threads(), hardware=dl.hardware())
-    out = ROOT / "benchmarks" / "results" / "mnist_recipe_trials" / f"{args.variant}_{args.weights}{'_clip' if args.clip_x0 else ''}.json"
+    name = f"{args.variant}_{args.weights}{'_clip' if args.clip_x0 else ''}.json"
+    out = ROOT / "benchmarks" / "results" / "mnist_recipe_trials" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=1))
     print(json.dumps(row, indent=1))

@@ -5,10 +5,10 @@ forms x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps (eq-q-sample) and m
 
     L_simple = E || eps - eps_hat(x_t, t) ||^2                 (eq-l-simple; Ho et al. 2020, Eq. 14)
 
-Around it: linear learning-rate warm-up (and an optional cosine decay), gradient clipping, an exponential moving average (EMA) of
-the weights, bf16 autocast on GPU, a progress bar, checkpoints and exact resume. All randomness
-(batches, t, eps, label dropout) comes from one torch.Generator seeded with config.seed, and the
-global RNG (dropout) is seeded too, inside torch.random.fork_rng so the caller's RNG is untouched.
+Around it: linear learning-rate warm-up (and an optional cosine decay), gradient clipping, an
+exponential moving average (EMA) of the weights, bf16 autocast on GPU, a progress bar, checkpoints
+and exact resume. All randomness (batches, t, eps, label dropout) comes from one torch.Generator
+seeded with config.seed, and the global RNG (dropout) is seeded too, inside torch.random.fork_rng so the caller's RNG is untouched.
 Everything random is saved in the checkpoint, so a resumed run repeats the uninterrupted one exactly.
 """
 from __future__ import annotations
