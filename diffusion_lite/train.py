@@ -8,8 +8,9 @@ forms x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps (eq-q-sample) and m
 Around it: linear learning-rate warm-up (and an optional cosine decay), gradient clipping, an
 exponential moving average (EMA) of the weights, bf16 autocast on GPU, a progress bar, checkpoints
 and exact resume. All randomness (batches, t, eps, label dropout) comes from one torch.Generator
-seeded with config.seed, and the global RNG (dropout) is seeded too, inside torch.random.fork_rng so the caller's RNG is untouched.
-Everything random is saved in the checkpoint, so a resumed run repeats the uninterrupted one exactly.
+seeded with config.seed, and the global RNG (dropout) is seeded too, inside torch.random.fork_rng
+so the caller's RNG is untouched. Everything random is saved in the checkpoint, so a resumed run
+repeats the uninterrupted one exactly.
 """
 from __future__ import annotations
 
