@@ -32,7 +32,13 @@ VARIANTS = {  # name: TrainConfig fields changed from the cpu recipe of the time
     "cosmsnr": dict(lr_decay="cosine", min_snr_gamma=5.0),
     "cos3kcl": dict(lr_decay="cosine", steps=3000, channels_last=True),
     "cos3kcl3e3": dict(lr_decay="cosine", steps=3000, channels_last=True, lr=3e-3),
+    "recipe": dict(lr_decay="cosine", channels_last=True),             # the cpu recipe since c904aae
+    "recipe_cosT": dict(lr_decay="cosine", channels_last=True),        # ... with the cosine noise schedule
+    "rb2_1400": dict(lr_decay="cosine", channels_last=True, steps=1400),  # two residual blocks per level
+    "mult122_3000": dict(lr_decay="cosine", channels_last=True, steps=3000),  # 16-32-32 channels
 }
+SCHEDULES = {"recipe_cosT": "cosine"}  # variants that also change the recipe's noise schedule (default linear)
+UNETS = {"rb2_1400": dict(num_res_blocks=2), "mult122_3000": dict(channel_mults=(1, 2, 2))}  # ... or its U-Net
 BASE_TRAIN = dict(steps=2000, batch_size=64, lr=2e-3, warmup_steps=100, ema_decay=0.999, lr_decay="none",
                   channels_last=False, min_snr_gamma=None)
 
@@ -43,13 +49,17 @@ def main():
     p.add_argument("--n", type=int, default=128, help="samples to judge")
     p.add_argument("--weights", default="ema", choices=("ema", "raw"))
     p.add_argument("--clip-x0", type=float, default=None, help="clamp x0_hat at every DDPM step (sample_ddpm)")
+    p.add_argument("--sigma", default="beta_tilde", choices=("beta_tilde", "beta"), help="DDPM sigma_t^2")
+    p.add_argument("--steps", type=int, default=1000, help="DDPM steps (fewer: the respaced schedule)")
+    p.add_argument("--save", type=Path, default=None, help="also save the samples (a .pt file) to re-judge later")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cpu = dl.mnist_ddpm_recipe("cpu")
     train = dataclasses.replace(cpu.train, **{**BASE_TRAIN, **VARIANTS[args.variant]})
-    recipe = dataclasses.replace(cpu, train=train)
+    recipe = dataclasses.replace(cpu, train=train, schedule=SCHEDULES.get(args.variant, cpu.schedule),
+                                 unet=dataclasses.replace(cpu.unet, **UNETS.get(args.variant, {})))
     start = time.perf_counter()
     model, result, used = dl.load_or_train_mnist_ddpm(recipe, progress=True, weights=args.weights)
     train_seconds = time.perf_counter() - start
@@ -58,15 +68,22 @@ def main():
     x_T = torch.randn(args.n, 1, 28, 28, generator=g)
     start = time.perf_counter()
     with torch.no_grad():
-        x = dl.sample(model, used.make_schedule(), x_T, method="ddpm", steps=1000, generator=g,
-                      clip_x0=args.clip_x0, progress=True).x0.clamp(-1, 1)
+        x = dl.sample(model, used.make_schedule(), x_T, method="ddpm", steps=args.steps, generator=g,
+                      sigma=args.sigma, clip_x0=args.clip_x0, progress=True).x0.clamp(-1, 1)
+    if args.save:
+        torch.save(x, args.save)
     rep = dl.judge(judge, x)
-    row = dict(variant=args.variant, changes=VARIANTS[args.variant], weights=args.weights, clip_x0=args.clip_x0,
-               n=args.n, split=used.split, confident=rep.confident_fraction, reject=rep.reject_fraction,
+    row = dict(variant=args.variant, changes=VARIANTS[args.variant], unet_changes=UNETS.get(args.variant, {}),
+               parameters=sum(p.numel() for p in model.parameters()), schedule=used.schedule,
+               weights=args.weights, clip_x0=args.clip_x0, sigma=args.sigma, sampling_steps=args.steps,
+               n=args.n, split=used.split, judge_steps=dl.mnist_judge_config("cpu").steps,
+               confident=rep.confident_fraction, reject=rep.reject_fraction,
                classes=len(rep.classes_present), final_loss=sum(result.history[-100:]) / 100,
                seconds_this_run=dict(train_or_load=train_seconds, sample=time.perf_counter() - start),
                threads=torch.get_num_threads(), hardware=dl.hardware())
-    name = f"{args.variant}_{args.weights}{'_clip' if args.clip_x0 else ''}.json"
+    sigma = "" if args.sigma == "beta_tilde" else f"_{args.sigma}"
+    steps = "" if args.steps == 1000 else f"_{args.steps}"
+    name = f"{args.variant}_{args.weights}{'_clip' if args.clip_x0 else ''}{sigma}{steps}.json"
     out = ROOT / "benchmarks" / "results" / "mnist_recipe_trials" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=1))
