@@ -1,10 +1,11 @@
 """Variants of the cpu MNIST recipe, each trained through the checkpoint cache and judged on DDPM-1000 samples.
 
 The search behind the cpu recipe of diffusion_lite.recipes. Each variant changes a few TrainConfig
-fields of mnist_ddpm_recipe("cpu"); the model is trained (or loaded from the cache: the key holds
-every field), --n samples are drawn with 1000 DDPM steps from the EMA weights (or the raw ones with
---weights raw), and the in-book judge reports the share of confident digits (p >= 0.9), the share
-rejected and the digits present. With --n 128 the standard error of a share near 60 % is about 4
+fields of mnist_ddpm_recipe("cpu") and, for some, its noise schedule or U-Net; the model is trained (or
+loaded from the cache: the key holds every field), --n samples are drawn with DDPM (1000 steps unless
+--steps, sigma_t^2 per --sigma) from the EMA weights (or the raw ones with --weights raw), and the
+in-book judge reports the share of confident digits (p >= 0.9), the share rejected and the digits
+present. With --n 128 the standard error of a share near 60 % is about 4
 points: differences below ~10 points between two variants are not resolved.
 
 Usage (one variant per process; two can run side by side with one thread each):
@@ -25,20 +26,21 @@ import torch
 import diffusion_lite as dl
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {  # name: TrainConfig fields changed from the cpu recipe of the time (2,000 steps, lr 2e-3, constant)
-    "base": {},
-    "cos": dict(lr_decay="cosine"),
-    "cos4e3": dict(lr_decay="cosine", lr=4e-3),
-    "cosmsnr": dict(lr_decay="cosine", min_snr_gamma=5.0),
-    "cos3kcl": dict(lr_decay="cosine", steps=3000, channels_last=True),
-    "cos3kcl3e3": dict(lr_decay="cosine", steps=3000, channels_last=True, lr=3e-3),
-    "recipe": dict(lr_decay="cosine", channels_last=True),             # the cpu recipe since c904aae
-    "recipe_cosT": dict(lr_decay="cosine", channels_last=True),        # ... with the cosine noise schedule
-    "rb2_1400": dict(lr_decay="cosine", channels_last=True, steps=1400),  # two residual blocks per level
-    "mult122_3000": dict(lr_decay="cosine", channels_last=True, steps=3000),  # 16-32-32 channels
+RECIPE = dict(lr_decay="cosine", channels_last=True)  # the cpu recipe's changes since c904aae
+VARIANTS = {  # name: what changes from the cpu recipe of the time (2,000 steps, lr 2e-3, constant rate):
+    # "train": TrainConfig fields; optionally "schedule": the noise schedule (default: the recipe's linear)
+    # and "unet": UNetConfig fields
+    "base": dict(train={}),
+    "cos": dict(train=dict(lr_decay="cosine")),
+    "cos4e3": dict(train=dict(lr_decay="cosine", lr=4e-3)),
+    "cosmsnr": dict(train=dict(lr_decay="cosine", min_snr_gamma=5.0)),
+    "cos3kcl": dict(train=dict(lr_decay="cosine", steps=3000, channels_last=True)),
+    "cos3kcl3e3": dict(train=dict(lr_decay="cosine", steps=3000, channels_last=True, lr=3e-3)),
+    "recipe": dict(train=RECIPE),
+    "recipe_cosT": dict(train=RECIPE, schedule="cosine"),
+    "rb2_1400": dict(train={**RECIPE, "steps": 1400}, unet=dict(num_res_blocks=2)),      # two blocks per level
+    "mult122_3000": dict(train={**RECIPE, "steps": 3000}, unet=dict(channel_mults=(1, 2, 2))),  # 16-32-32
 }
-SCHEDULES = {"recipe_cosT": "cosine"}  # variants that also change the recipe's noise schedule (default linear)
-UNETS = {"rb2_1400": dict(num_res_blocks=2), "mult122_3000": dict(channel_mults=(1, 2, 2))}  # ... or its U-Net
 BASE_TRAIN = dict(steps=2000, batch_size=64, lr=2e-3, warmup_steps=100, ema_decay=0.999, lr_decay="none",
                   channels_last=False, min_snr_gamma=None)
 
@@ -57,9 +59,10 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     cpu = dl.mnist_ddpm_recipe("cpu")
-    train = dataclasses.replace(cpu.train, **{**BASE_TRAIN, **VARIANTS[args.variant]})
-    recipe = dataclasses.replace(cpu, train=train, schedule=SCHEDULES.get(args.variant, cpu.schedule),
-                                 unet=dataclasses.replace(cpu.unet, **UNETS.get(args.variant, {})))
+    variant = VARIANTS[args.variant]
+    train = dataclasses.replace(cpu.train, **{**BASE_TRAIN, **variant["train"]})
+    recipe = dataclasses.replace(cpu, train=train, schedule=variant.get("schedule", cpu.schedule),
+                                 unet=dataclasses.replace(cpu.unet, **variant.get("unet", {})))
     start = time.perf_counter()
     model, result, used = dl.load_or_train_mnist_ddpm(recipe, progress=True, weights=args.weights)
     train_seconds = time.perf_counter() - start
@@ -73,7 +76,7 @@ def main():
     if args.save:
         torch.save(x, args.save)
     rep = dl.judge(judge, x)
-    row = dict(variant=args.variant, changes=VARIANTS[args.variant], unet_changes=UNETS.get(args.variant, {}),
+    row = dict(variant=args.variant, changes=variant["train"], unet_changes=variant.get("unet", {}),
                parameters=sum(p.numel() for p in model.parameters()), schedule=used.schedule,
                weights=args.weights, clip_x0=args.clip_x0, sigma=args.sigma, sampling_steps=args.steps,
                n=args.n, split=used.split, judge_steps=dl.mnist_judge_config("cpu").steps,
