@@ -16,6 +16,8 @@ Default MNIST shapes (channel_mults (1, 2, 2), N = num_res_blocks; "cat" joins t
 - Conditioning: `num_classes` adds a learned class embedding to the time embedding; the extra index
   `num_classes` means "no label" (classifier-free guidance; Ho & Salimans 2022). `cond_dim` adds
   cross-attention to a context (B, L, cond_dim); a learned null context stands in when cond is None.
+- Patches: with patch_size p > 1, x_t is first reshaped into p x p patches, C p^2 channels at H / p
+  (eq-patchify; Hoogeboom et al. 2023), so the top level runs at H / p; the output is reshaped back.
 
 The structure follows Ho et al. 2020 (Appendix B) and Dhariwal & Nichol 2021, at a size a CPU trains.
 """
@@ -38,8 +40,8 @@ class UNetConfig:
 
     in_channels: int = 1                        # C of x_t: 1 for MNIST, 3 for RGB images
     out_channels: int | None = None             # channels of the prediction; None -> in_channels
-    base_channels: int = 32                     # channels at full resolution (level 0)
-    channel_mults: tuple[int, ...] = (1, 2, 2)  # level l has base * mult[l] channels at H / 2**l
+    base_channels: int = 32                     # channels at level 0 (full resolution, H / p with patches)
+    channel_mults: tuple[int, ...] = (1, 2, 2)  # level l has base * mult[l] channels at H / (p 2**l)
     num_res_blocks: int = 1                     # residual blocks per level, on the way down and up
     attention_levels: tuple[int, ...] = (2,)    # levels with self-attention (0 = full resolution);
                                                 # the middle block always has one
@@ -49,11 +51,14 @@ class UNetConfig:
     time_embed_dim: int | None = None           # width of the time embedding; None -> 4 * base_channels
     num_classes: int | None = None              # class labels 0..num_classes-1 (+ a null label); None: unconditional
     cond_dim: int | None = None                 # width of a context (B, L, cond_dim) read by cross-attention
+    patch_size: int = 1                         # p > 1: x_t enters as p x p patches (C p^2 channels at H / p,
+                                                # eq-patchify) and the output is put back the same way
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
         object.__setattr__(self, "attention_levels", tuple(self.attention_levels))
         check_int("in_channels", self.in_channels, low=1)
+        check_int("patch_size", self.patch_size, low=1)
         if self.out_channels is not None:
             check_int("out_channels", self.out_channels, low=1)
         check_int("base_channels", self.base_channels, low=1)
@@ -190,7 +195,8 @@ class UNet(nn.Module):
             self.class_embed = nn.Embedding(c.num_classes + 1, emb_dim)  # index num_classes = no label
         if c.cond_dim is not None:
             self.null_context = nn.Parameter(torch.randn(1, 1, c.cond_dim) * 0.02)  # (1, 1, cond_dim)
-        self.stem = nn.Conv2d(c.in_channels, chs[0], 3, padding=1)
+        p2 = c.patch_size ** 2  # channels per input channel after patchifying (1 when patch_size is 1)
+        self.stem = nn.Conv2d(c.in_channels * p2, chs[0], 3, padding=1)
 
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         ch = chs[0]
@@ -220,7 +226,7 @@ class UNet(nn.Module):
                 self.upsample.append(Upsample(ch))
 
         out_channels = c.out_channels or c.in_channels
-        self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, out_channels, 3, padding=1))
+        self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, out_channels * p2, 3, padding=1))
 
     # ------------------------------------------------------------------------------ conditioning
     def _check_inputs(self, x_t, t, cond):
@@ -229,9 +235,10 @@ class UNet(nn.Module):
         if x_t.dim() != 4 or x_t.shape[1] != c.in_channels:
             raise ValueError(f"x_t must have shape (B, {c.in_channels}, H, W) for this UNet "
                              f"(in_channels={c.in_channels}), got {tuple(x_t.shape)}")
-        factor = 2 ** (len(c.channel_mults) - 1)
+        factor = c.patch_size * 2 ** (len(c.channel_mults) - 1)
         if x_t.shape[2] % factor or x_t.shape[3] % factor:
-            raise ValueError(f"x_t height and width must be divisible by {factor} (the U-Net halves them "
+            patches = f"cut into patches of {c.patch_size}, then " if c.patch_size > 1 else ""
+            raise ValueError(f"x_t height and width must be divisible by {factor} ({patches}the U-Net halves them "
                              f"{len(c.channel_mults) - 1} times), got {x_t.shape[2]}x{x_t.shape[3]}")
         check_on_device("x_t", x_t, self.stem.weight, "UNet")
         dtype = self.stem.weight.dtype
@@ -284,10 +291,12 @@ class UNet(nn.Module):
         emb = self.time_embed(t)  # (B, emb_dim)
         if labels is not None:
             emb = emb + self.class_embed(labels)  # (B, emb_dim)
-        h = self.stem(x_t)  # (B, base_channels, H, W)
+        p = self.config.patch_size
+        # eq-patchify: each p x p patch of each channel becomes p^2 channels at H / p, W / p (a reshape)
+        h = self.stem(F.pixel_unshuffle(x_t, p) if p > 1 else x_t)  # (B, base_channels, H / p, W / p)
         skips = []
         for level, blocks in enumerate(self.down):
-            h = self._run(blocks, h, emb, context)  # (B, channels[level], H / 2**level, W / 2**level)
+            h = self._run(blocks, h, emb, context)  # (B, channels[level], H / (p 2**level), W / (p 2**level))
             skips.append(h)
             if level < len(self.downsample):
                 h = self.downsample[level](h)
@@ -297,7 +306,8 @@ class UNet(nn.Module):
             h = self._run(blocks, h, emb, context)
             if i < len(self.upsample):
                 h = self.upsample[i](h)
-        return self.out(h)  # (B, out_channels, H, W)
+        out = self.out(h)  # (B, out_channels * p^2, H / p, W / p)
+        return F.pixel_shuffle(out, p) if p > 1 else out  # (B, out_channels, H, W): the inverse reshape
 
 
 # ---------------------------------------------------------------------------------- accounting

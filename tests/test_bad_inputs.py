@@ -58,6 +58,7 @@ with torch.random.fork_rng(devices=[]):
     MLP = dl.MLPDenoiser(dl.MLPConfig(dim=2, hidden=8, depth=1, time_embed_dim=4))
     UNET = dl.UNet(UNET_CFG)
     UNET_CLS = dl.UNet(dataclasses.replace(UNET_CFG, num_classes=3))
+    UNET_PATCH = dl.UNet(dataclasses.replace(UNET_CFG, patch_size=2))
     JUDGE = dl.MNISTJudge(dl.JudgeConfig.tiny())
 
 
@@ -316,6 +317,8 @@ ROWS: list[Row] = [
     R("UNetConfig", ValueError, r"set num_classes .* or cond_dim .*not both",
       lambda: dl.UNetConfig(num_classes=10, cond_dim=4)),
     R("UNetConfig", ValueError, r"^in_channels must be in \[1, inf\), got 0", lambda: dl.UNetConfig(in_channels=0)),
+    R("UNetConfig", ValueError, r"^patch_size must be in \[1, inf\), got 0", lambda: dl.UNetConfig(patch_size=0)),
+    R("UNetConfig", TypeError, r"^patch_size must be an int, got float", lambda: dl.UNetConfig(patch_size=2.0)),
     R("UNetConfig", TypeError, r"^base_channels must be an int, got float", lambda: dl.UNetConfig(base_channels=32.0)),
     R("UNet", TypeError, r"^config must be a UNetConfig, got dict", lambda: dl.UNet({"base_channels": 8})),
     R("UNet", ValueError, r"^x_t must have shape \(B, 1, H, W\) for this UNet \(in_channels=1\), got \(1, 8, 8\)",
@@ -324,6 +327,8 @@ ROWS: list[Row] = [
       lambda: UNET(torch.zeros(2, 3, 8, 8), 1)),
     R("UNet", ValueError, r"^x_t height and width must be divisible by 2.*got 7x7",
       lambda: UNET(torch.zeros(2, 1, 7, 7), 1)),
+    R("UNet", ValueError, r"^x_t height and width must be divisible by 4 \(cut into patches of 2, then the U-Net "
+      r"halves them 1 times\), got 6x6", lambda: UNET_PATCH(torch.zeros(2, 1, 6, 6), 1)),
     R("UNet", ValueError, r"^x_t contains NaN", lambda: UNET(torch.full((2, 1, 8, 8), NAN), 1)),
     R("UNet", ValueError, r"^t must be an int or have shape \(2,\)", lambda: UNET(IMG, torch.tensor([1, 2, 3]))),
     R("UNet", TypeError, r"^cond must be a \(B,\) tensor of integer class labels",

@@ -104,6 +104,22 @@ def test_unet_rgb_and_out_channels():
     assert model(torch.randn(2, 3, 32, 32), 3).shape == (2, 6, 32, 32)
 
 
+def test_unet_patch_size_is_a_unet_on_patches():
+    """eq-patchify: UNet(patch_size=p)(x) = pixel_shuffle(U(pixel_unshuffle(x))), U a UNet on C p^2 channels."""
+    model = tiny_unet(in_channels=3, patch_size=2, channel_mults=(1, 2), attention_levels=(1,))
+    inner = tiny_unet(in_channels=12, channel_mults=(1, 2), attention_levels=(1,))
+    inner.load_state_dict(model.state_dict())  # the same layers: only the stem's and the output's widths change
+    x_t = torch.randn(2, 3, 28, 28)
+    t = torch.tensor([4, 400])
+    with torch.no_grad():
+        out = model(x_t, t)
+        patches = x_t.reshape(2, 3, 14, 2, 14, 2).permute(0, 1, 3, 5, 2, 4).reshape(2, 12, 14, 14)  # written out
+        expected = inner(patches, t).reshape(2, 3, 2, 2, 14, 14).permute(0, 1, 4, 2, 5, 3).reshape(2, 3, 28, 28)
+    assert out.shape == x_t.shape
+    torch.testing.assert_close(out, expected)
+    assert count_parameters(model) == count_parameters(inner)
+
+
 @pytest.mark.parametrize("kind", sorted(COND_KINDS))
 def test_unet_gradients_reach_every_parameter(kind):
     extra, make_cond = COND_KINDS[kind]
