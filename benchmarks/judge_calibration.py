@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, nargs="+", default=[400, 1200, 2400, 4000], help="judge training lengths")
-    p.add_argument("--n-train", type=int, default=8000, 
+    p.add_argument("--n-train", type=int, default=8000,
                    help="test-split images the judges train on; the rest are held out")
     p.add_argument("--n-garbage", type=int, default=1000, help="held-out garbage images per kind")
     p.add_argument("--samples", type=Path, nargs="*", default=[],

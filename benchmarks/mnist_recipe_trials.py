@@ -91,7 +91,7 @@ def main():
         torch.save(x, args.save)
     rep = dl.judge(judge, x)
     row = dict(variant=args.variant, changes=variant["train"], unet_changes=variant.get("unet", {}),
-               parameters=sum(p.numel() for p in model.parameters()), schedule=used.schedule,
+               parameters=dl.count_parameters(model), schedule=used.schedule,
                weights=args.weights, clip_x0=args.clip_x0, sigma=args.sigma, sampling_steps=args.steps,
                n=args.n, seed=args.seed, split=used.split, judge_steps=dl.mnist_judge_config("cpu").steps,
                confident=rep.confident_fraction, reject=rep.reject_fraction,
