@@ -27,7 +27,7 @@ import torch
 import diffusion_lite as dl
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPE = dict(lr_decay="cosine", channels_last=True)  # the cpu recipe's changes since c904aae
+RECIPE = dict(lr_decay="cosine", channels_last=True)  # the cpu recipe of rounds 2-3 (round 4: b32_5000)
 PATCH2 = dict(patch_size=2, base_channels=32, channel_mults=(1, 2), attention_levels=(1,))
 VARIANTS = {  # name: what changes from the cpu recipe of the time (2,000 steps, lr 2e-3, constant rate):
     # "train": TrainConfig fields; optionally "schedule": the noise schedule (default: the recipe's linear)
@@ -49,6 +49,9 @@ VARIANTS = {  # name: what changes from the cpu recipe of the time (2,000 steps,
     "p2_4000": dict(train={**RECIPE, "steps": 4000}, unet=PATCH2),
     "p2_b32_6500": dict(train={**RECIPE, "batch_size": 32, "steps": 6500}, unet=PATCH2),
     "recipe_8000": dict(train={**RECIPE, "steps": 8000}),  # four times the budget: how far is the target?
+    # round 4: the curve between 2,000 and 8,000 steps, and the 10-minute budget filled (2,000 steps took ~7.3)
+    "recipe_4000": dict(train={**RECIPE, "steps": 4000}),
+    "b32_6000": dict(train={**RECIPE, "batch_size": 32, "steps": 6000}),
 }
 BASE_TRAIN = dict(steps=2000, batch_size=64, lr=2e-3, warmup_steps=100, ema_decay=0.999, lr_decay="none",
                   channels_last=False, min_snr_gamma=None)
