@@ -16,7 +16,7 @@ Profiles (GUIDE, section 6 has the measured CPU speeds the sizes come from):
   level, attention at 7x7), 5,000 steps of batch 32, lr 2e-3 with a cosine decay, channels_last
   (9.3 minutes on 2 cores). Measured on the 10k test split: 74.0 % of 512 DDPM-1000 samples are
   confident digits, all ten present (benchmarks/results/mnist_recipe_cpu.md), short of the 80 %
-  aimed at. 8,000 steps of batch 64 (about 25 minutes) reach 83.0 % on the same noise; the
+  aimed at. 8,000 steps of batch 64 (about 30 minutes) reach 83.0 % on the same noise; the
   variants tried are in mnist_recipe_trials.md.
 - gpu:   a 5.3M-parameter U-Net (64-128-128), 20,000 steps of batch 128, bf16 autocast.
 cpu and gpu train on the 60k train split; when its files are absent and cannot be downloaded they
