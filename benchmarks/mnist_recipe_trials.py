@@ -52,6 +52,10 @@ VARIANTS = {  # name: what changes from the cpu recipe of the time (2,000 steps,
     # round 4: the curve between 2,000 and 8,000 steps, and the 10-minute budget filled (2,000 steps took ~7.3)
     "recipe_4000": dict(train={**RECIPE, "steps": 4000}),
     "b32_6000": dict(train={**RECIPE, "batch_size": 32, "steps": 6000}),
+    # round 5: the recipe (b32_5000) with Ho et al.'s zero initialisation, and with AdamW beta2 = 0.99 on top
+    "zi_b32_5000": dict(train={**RECIPE, "batch_size": 32, "steps": 5000}, unet=dict(zero_init=True)),
+    "zi_b2_b32_5000": dict(train={**RECIPE, "batch_size": 32, "steps": 5000, "adam_beta2": 0.99},
+                           unet=dict(zero_init=True)),
 }
 BASE_TRAIN = dict(steps=2000, batch_size=64, lr=2e-3, warmup_steps=100, ema_decay=0.999, lr_decay="none",
                   channels_last=False, min_snr_gamma=None)

@@ -45,6 +45,7 @@ class TrainConfig:
     batch_size: int = 64            # samples per step, drawn with replacement
     lr: float = 2e-4                # peak AdamW learning rate (Ho et al. 2020: 2e-4)
     weight_decay: float = 0.0       # AdamW decoupled weight decay
+    adam_beta2: float = 0.999       # AdamW's decay of the squared-gradient average (beta1 stays 0.9)
     warmup_steps: int = 100         # lr rises linearly to `lr` over the first steps (Ho et al.: 5000)
     lr_decay: str = "none"          # after warm-up: "none" keeps `lr`; "cosine" decays it to 0 at `steps`
     grad_clip: float | None = 1.0   # clip the global gradient norm to this (None: no clipping)
@@ -64,6 +65,7 @@ class TrainConfig:
         check_int("batch_size", self.batch_size, low=1)
         check_float("lr", self.lr, low=0.0, low_open=True)
         check_float("weight_decay", self.weight_decay, low=0.0)
+        check_float("adam_beta2", self.adam_beta2, low=0.0, high=1.0, high_open=True)
         check_int("warmup_steps", self.warmup_steps, low=0)
         if self.lr_decay not in ("none", "cosine"):
             raise ValueError(f"lr_decay must be 'none' or 'cosine', got {self.lr_decay!r}")
@@ -186,7 +188,8 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
     if image_batches:
         model.to(memory_format=torch.channels_last)  # in place: the caller's model keeps this layout
 
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                            betas=(0.9, config.adam_beta2))
     ema = copy.deepcopy(model).eval().requires_grad_(False)  # a separate copy, updated after every step
     for p in ema.parameters():
         p.grad = None

@@ -53,6 +53,9 @@ class UNetConfig:
     cond_dim: int | None = None                 # width of a context (B, L, cond_dim) read by cross-attention
     patch_size: int = 1                         # p > 1: x_t enters as p x p patches (C p^2 channels at H / p,
                                                 # eq-patchify) and the output is put back the same way
+    zero_init: bool = False                     # start every residual branch, attention output and the final
+                                                # conv at zero, so the untrained net is the identity on its
+                                                # skips and predicts eps_hat = 0 (Ho et al. 2020's code)
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
@@ -76,6 +79,8 @@ class UNetConfig:
             if ch % self.groups or ch % self.attention_heads:
                 raise ValueError(f"groups ({self.groups}) and attention_heads ({self.attention_heads}) must "
                                  f"divide every level's channel count {self.channels}")
+        if not isinstance(self.zero_init, bool):
+            raise TypeError(f"zero_init must be a bool, got {type(self.zero_init).__name__}")
         if self.time_embed_dim is not None:
             check_int("time_embed_dim", self.time_embed_dim, low=2)
         if self.num_classes is not None:
@@ -227,6 +232,22 @@ class UNet(nn.Module):
 
         out_channels = c.out_channels or c.in_channels
         self.out = nn.Sequential(nn.GroupNorm(c.groups, ch), nn.SiLU(), nn.Conv2d(ch, out_channels * p2, 3, padding=1))
+        if c.zero_init:
+            for layer in self._branch_outputs():
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+    def _branch_outputs(self):
+        """The layers zero_init starts at zero: the last conv of every residual branch, the attention
+        output projections and the output conv."""
+        yield self.out[-1]
+        for m in self.modules():
+            if isinstance(m, ResBlock):
+                yield m.conv2
+            elif isinstance(m, AttentionBlock):
+                yield m.proj
+                if m.cross:
+                    yield m.proj_cross
 
     # ------------------------------------------------------------------------------ conditioning
     def _check_inputs(self, x_t, t, cond):

@@ -132,6 +132,34 @@ def test_unet_gradients_reach_every_parameter(kind):
     assert_all_grads(model)
 
 
+@pytest.mark.parametrize("kind", sorted(COND_KINDS))
+def test_unet_zero_init_zeroes_exactly_the_branch_outputs(kind):
+    """zero_init starts the last conv of every residual branch, the attention output projections and the
+    output conv at zero (the net predicts eps_hat = 0); every other weight is drawn as without it."""
+    extra, make_cond = COND_KINDS[kind]
+    plain, zeroed = tiny_unet(**extra), tiny_unet(zero_init=True, **extra)
+    changed = {n for (n, a), b in zip(plain.named_parameters(), zeroed.parameters()) if not torch.equal(a, b)}
+    ends = (".conv2.weight", ".conv2.bias", ".proj.weight", ".proj.bias", ".proj_cross.weight", ".proj_cross.bias")
+    expected = {n for n, _ in plain.named_parameters() if n.endswith(ends) or n.startswith("out.2.")}
+    assert changed == expected and all(not bool(p.any()) for n, p in zeroed.named_parameters() if n in expected)
+    x_t = torch.randn(3, 1, 28, 28)
+    assert not bool(zeroed(x_t, torch.tensor([1, 50, 999]), None if make_cond is None else make_cond(3)).any())
+
+
+def test_unet_zero_init_still_trains_every_parameter():
+    """At zero the first gradients reach only the output conv; a few AdamW steps later every weight has moved."""
+    model = tiny_unet(zero_init=True)
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x_t, eps, t = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28), torch.tensor([3, 30, 300, 900])
+    for _ in range(4):
+        opt.zero_grad()
+        (model(x_t, t) - eps).pow(2).mean().backward()
+        opt.step()
+    still = [n for n, p in model.named_parameters() if torch.equal(p, start[n])]
+    assert not still, f"parameters that never moved: {still}"
+
+
 def test_unet_drop_cond_replaces_with_null():
     drop = torch.tensor([True, False, True])
     labels = torch.tensor([1, 2, 3])

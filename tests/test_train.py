@@ -144,6 +144,15 @@ def test_min_snr_training_learns_and_differs_from_l_simple():
     assert sum(weighted.history[-10:]) < sum(weighted.history[:10])  # and it still learns
 
 
+def test_adam_beta2_reaches_the_optimizer(tmp_path):
+    config = TrainConfig(steps=20, batch_size=16, lr=3e-3, warmup_steps=2)
+    default = train(mlp(), TOY, SCHED, config, progress=False)
+    fast = train(mlp(), TOY, SCHED, TrainConfig(**{**config.__dict__, "adam_beta2": 0.9}),
+                 checkpoint_path=tmp_path / "b2.pt", progress=False)
+    assert load_checkpoint(tmp_path / "b2.pt")[0]["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.9)
+    assert default.history[0] == fast.history[0] and default.history != fast.history  # same start, other steps
+
+
 def test_channels_last_same_maths_other_layout(tmp_path):
     """NHWC training follows the NCHW run up to float rounding, is itself deterministic, and saves
     weights a fresh (NCHW) model loads."""
