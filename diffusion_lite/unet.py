@@ -53,9 +53,9 @@ class UNetConfig:
     cond_dim: int | None = None                 # width of a context (B, L, cond_dim) read by cross-attention
     patch_size: int = 1                         # p > 1: x_t enters as p x p patches (C p^2 channels at H / p,
                                                 # eq-patchify) and the output is put back the same way
-    zero_init: bool = False                     # start every residual branch, attention output and the final
-                                                # conv at zero, so the untrained net is the identity on its
-                                                # skips and predicts eps_hat = 0 (Ho et al. 2020's code)
+    zero_init: bool = False                     # start the last layer of every residual branch and attention
+                                                # block, and the output conv, at zero: each block starts as
+                                                # its skip path and eps_hat = 0 (as in Ho et al. 2020's code)
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
