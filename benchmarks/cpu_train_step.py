@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 import diffusion_lite as dl
+from mnist_recipe import probe_batch, probe_model  # the probe of the same step, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = {  # profiler op name fragment -> kind of work (the first match wins)
@@ -43,17 +44,18 @@ KINDS = {  # profiler op name fragment -> kind of work (the first match wins)
 OTHER = "other: elementwise arithmetic (AdamW's included), copies, concatenations"
 
 
-def training_step(model, opt, B: int, sched, g: torch.Generator, bf16: bool = False):
-    """One step of L_simple (eq-l-simple) on random images in the recipe's layout: a closure to time.
-    bf16: run the forward pass under bf16 autocast, as train(amp="bf16") does."""
-    x0 = (torch.rand(B, 1, 28, 28, generator=g) * 2 - 1).contiguous(memory_format=torch.channels_last)
-    t = torch.randint(1, sched.T + 1, (B,), generator=g)
-    eps = torch.randn(x0.shape, generator=g)
+def training_step(recipe, sched, compiled: bool = False, bf16: bool = False):
+    """One step of L_simple (eq-l-simple) of a fresh copy of the recipe's network on a fixed batch of random
+    images in its layout: a closure to time. compiled: through torch.compile; bf16: the forward pass under
+    bf16 autocast, as train(amp="bf16") does."""
+    model, opt, layout = probe_model(recipe)
+    x0, t, eps = probe_batch(recipe, sched, torch.Generator().manual_seed(0), layout)
     x_t = dl.q_sample(x0, t, eps, sched)
+    net = torch.compile(model) if compiled else model
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            pred = model(x_t, t)
+            pred = net(x_t, t)
         loss = F.mse_loss(pred.float(), eps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -107,19 +109,13 @@ def main():
     B, sched = recipe.train.batch_size, recipe.make_schedule()
     flops = next(r["flops"] for r in dl.unet_block_report(recipe.make_model(), (1, 1, 28, 28)) if r["block"] == "total")
 
-    def setup(compiled: bool = False, bf16: bool = False):
-        model = recipe.make_model().to(memory_format=torch.channels_last)
-        opt = torch.optim.AdamW(model.parameters(), lr=recipe.train.lr)
-        net = torch.compile(model) if compiled else model
-        return training_step(net, opt, B, sched, torch.Generator().manual_seed(0), bf16=bf16)
-
-    step = setup()
+    step = training_step(recipe, sched)
     time_steps(step, 3)  # warm-up: the allocator and oneDNN's kernels
     if args.bf16:
-        autocast = setup(bf16=True)
+        autocast = training_step(recipe, sched, bf16=True)
         time_steps(autocast, 3)
     if args.compile:
-        compiled = setup(compiled=True)
+        compiled = training_step(recipe, sched, compiled=True)
         start = time.perf_counter()
         time_steps(compiled, 3)  # the first calls compile the graphs (or load inductor's on-disk cache)
         compile_seconds = time.perf_counter() - start

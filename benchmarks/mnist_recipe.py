@@ -39,18 +39,30 @@ SAMPLERS = {"DDPM 1000 steps": dict(method="ddpm", steps=1000), "DDIM 100 steps"
             "DDIM 50 steps": dict(method="ddim", steps=50)}
 
 
+def probe_model(recipe):
+    """A fresh copy of the recipe's network in its memory layout and an AdamW at its peak rate, as train()
+    builds them: (model, optimizer, layout)."""
+    model = recipe.make_model()
+    layout = torch.channels_last if recipe.train.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
+    return model, torch.optim.AdamW(model.parameters(), lr=recipe.train.lr), layout
+
+
+def probe_batch(recipe, sched, g: torch.Generator, layout):
+    """A batch of the recipe's size for timing a step: random images in [-1, 1], t ~ Uniform{1..T}, eps."""
+    B = recipe.train.batch_size
+    x0 = (torch.rand(B, 1, 28, 28, generator=g) * 2 - 1).contiguous(memory_format=layout)
+    t = torch.randint(1, sched.T + 1, (B,), generator=g)
+    return x0, t, torch.randn(x0.shape, generator=g)
+
+
 def seconds_per_step(recipe, n_steps: int) -> float:
     """Median wall time of one training step of a fresh copy of the recipe's network."""
-    model, sched = recipe.make_model(), recipe.make_schedule()
-    layout = torch.channels_last if recipe.train.channels_last else torch.contiguous_format
-    model.to(memory_format=layout)  # as train() does
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.train.lr)
+    (model, opt, layout), sched = probe_model(recipe), recipe.make_schedule()
     g = torch.Generator().manual_seed(0)
-    B, times = recipe.train.batch_size, []
+    times = []
     for _ in range(n_steps + 2):  # the first two steps warm up the allocator
-        x0 = (torch.rand(B, 1, 28, 28, generator=g) * 2 - 1).contiguous(memory_format=layout)
-        t = torch.randint(1, sched.T + 1, (B,), generator=g)
-        eps = torch.randn(x0.shape, generator=g)
+        x0, t, eps = probe_batch(recipe, sched, g, layout)
         start = time.perf_counter()
         loss = F.mse_loss(model(dl.q_sample(x0, t, eps, sched), t), eps)
         opt.zero_grad(set_to_none=True)
