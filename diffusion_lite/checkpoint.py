@@ -3,8 +3,10 @@
 - `save_checkpoint` writes atomically: a temporary file in the same folder, flushed to disk, then
   os.replace. A crash leaves either the old file or the new one, never half of one.
 - `load_checkpoint` uses torch.load(weights_only=True): tensors, numbers, strings, lists, dicts
-  only. A pickled object that would run code when loaded is refused; a truncated or corrupted file
-  is reported with its path (delete it; it is never silently retrained over).
+  only. A pickled object that would run code when loaded is refused, and the error names the global
+  it would have imported (read by `pickle_scan` without running the file); a pickle that is not a
+  checkpoint and a truncated or corrupted file are reported with their path (delete a broken
+  file; it is never silently retrained over).
 - `cached_model(kind, model, config_parts, train_fn)` looks the model up in the cache folder under
   a key made from its configuration, the data description and the training configuration
   (`config_key`); it trains (and saves) only when no matching file exists. A lock file makes two
@@ -23,17 +25,19 @@ import hashlib
 import json
 import math
 import os
-import pickle
 import re
 import socket
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
+
+from . import pickle_scan
 
 KEY_FORMAT = 1         # bump when config_key's canonical form changes: old cache entries are then ignored
 CHECKPOINT_FORMAT = 1  # version of the {"format", "state", "meta"} layout written by save_checkpoint
@@ -144,6 +148,31 @@ def save_checkpoint(path, state: dict, meta: dict) -> Path:
     return path
 
 
+def _refusal(path: Path, error: Exception) -> str:
+    """One line that says why torch.load(weights_only=True) refused `path`, never advising an unsafe load."""
+    try:
+        verdict, detail = pickle_scan.diagnose(path)
+    except Exception:  # the scan only words the message; the refusal stands whatever it does
+        verdict, detail = "unknown", ""
+    if verdict == "unsafe":
+        plural = "s" if ", " in detail else ""
+        return (f"refused to load {path}: it holds Python objects that a checkpoint of this package never holds "
+                f"(blocked global{plural}: {detail}); unpickling them could run arbitrary code, so nothing in it "
+                "was run. Delete the file if you did not make it")
+    if verdict == "foreign":
+        return (f"{path} is not a checkpoint of this package: it is {detail}, not a file written by "
+                "save_checkpoint, and nothing in it was run. Point to a diffusion_lite checkpoint or delete it")
+    if verdict == "damaged":
+        return (f"cannot read checkpoint {path}: the file is truncated or corrupted ({detail}). "
+                "Delete it and run again; the model will then be trained afresh")
+    # nothing wrong found by reading it: quote torch's reason, minus every line about loading it unsafely
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines()]
+    reason = next((line for line in lines if line and not re.search(r"(?i)weights.only|trust|https?:", line)), "")
+    reason = type(error).__name__ + (f": {reason.split('. ')[0][:200].rstrip('.')}" if reason else "")
+    return (f"cannot read checkpoint {path}: it is truncated or corrupted, or holds something a weights-only load "
+            f"refuses ({reason}). Delete it and run again; the model will then be trained afresh")
+
+
 def load_checkpoint(path, map_location="cpu") -> tuple[dict, dict]:
     """(state, meta) from a file written by save_checkpoint, loaded without running pickled code."""
     if not isinstance(path, (str, os.PathLike)):
@@ -152,28 +181,16 @@ def load_checkpoint(path, map_location="cpu") -> tuple[dict, dict]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        # torch's one-line reason ("Unsupported global: ..."), without its advice to load unsafely
-        text = str(e)
-        lines = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
-        reason = lines[0].split(" Please")[0] if lines else ""
-        if any(word in text for word in ("GLOBAL", "unrecognized function", "new object", "is blocked")):
-            raise CheckpointError(
-                f"refused to load {path}: it holds Python objects that a weights-only load does not allow "
-                f"(unpickling them could run arbitrary code). Delete the file if you did not make it. {reason[:300]}"
-            ) from None
-        raise CheckpointError(f"cannot read checkpoint {path}: the file is truncated or corrupted ({reason[:300]}). "
-                              "Delete it and run again; the model will then be trained afresh.") from None
-    except Exception as e:  # truncated zip, bad magic number, EOF, ...
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: the file is truncated or corrupted ({type(e).__name__}: "
-            f"{str(e)[:300]}). Delete it and run again; the model will then be trained afresh."
-        ) from None
+        with warnings.catch_warnings():  # torch warns about a protocol-5 pickle before refusing it: noise here
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location=map_location, weights_only=True)  # the safety gate
+    except Exception as e:  # refused: pickle_scan reads the file, without running it, to say why
+        raise CheckpointError(_refusal(path, e)) from None
     if not (isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT
             and isinstance(payload.get("state"), dict) and isinstance(payload.get("meta"), dict)):
-        raise CheckpointError(f"{path} is not a diffusion_lite checkpoint (format {CHECKPOINT_FORMAT}); "
-                              "delete it or point to another file")
+        raise CheckpointError(f"{path} is not a checkpoint of this package: torch.load reads it, but it lacks the "
+                              f"{{format: {CHECKPOINT_FORMAT}, state, meta}} layout that save_checkpoint writes. "
+                              "Point to a diffusion_lite checkpoint or delete the file")
     return payload["state"], payload["meta"]
 
 

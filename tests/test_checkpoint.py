@@ -1,15 +1,21 @@
 """Checkpoints: atomic writes, safe loading, clear errors, stable cache keys, the cache and its lock."""
+import io
 import os
+import pickle
+import re
+import shlex
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
+from diffusion_lite import pickle_scan
 from diffusion_lite.checkpoint import (CheckpointError, cache_path, cached_model, config_key, file_lock,
                                        load_checkpoint, load_weights, save_checkpoint)
 from diffusion_lite.mlp import MLPConfig, MLPDenoiser
@@ -59,6 +65,15 @@ def test_crash_during_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     assert leftovers(tmp_path) == []
 
 
+def test_legacy_format_checkpoint_loads(tmp_path):
+    path = tmp_path / "legacy.pt"
+    w = torch.randn(5)
+    torch.save({"format": 1, "state": {"w": w}, "meta": {"m": 1}}, path, _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(path)  # really the raw-pickle layout
+    state, meta = load_checkpoint(path)
+    assert torch.equal(state["w"], w) and meta == {"m": 1}
+
+
 def test_save_rejects_objects_that_need_pickle(tmp_path):
     with pytest.raises(TypeError, match=r"state\['model'\] is a MLPDenoiser"):
         save_checkpoint(tmp_path / "a.pt", {"model": small_mlp()}, {})
@@ -82,30 +97,186 @@ def test_pickled_code_is_refused(tmp_path, fmt):
     if fmt == "torch.save":
         torch.save(payload, path)
     else:
-        import pickle
         path.write_bytes(pickle.dumps(payload, protocol=2))
-    with pytest.raises(CheckpointError, match=r"refused to load .*evil\.pt"):
+    with pytest.raises(CheckpointError, match=r"refused to load .*evil\.pt.*blocked global: io\.open"):
         load_checkpoint(path)
     assert not marker.exists()
     # control: the file really is dangerous - an unrestricted load runs the code
     if fmt == "torch.save":
         torch.load(path, weights_only=False)
     else:
-        import pickle
         pickle.loads(path.read_bytes())
     assert marker.exists()
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+class RunsCommand:
+    """Unpickling this calls os.system("touch <marker>"): a hostile file that runs a shell command."""
+
+    def __init__(self, marker):
+        self.command = f"touch {shlex.quote(str(marker))}"
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def assert_clean_message(message: str, path: Path) -> None:
+    """Names the file, fits on one line, and never advises an unrestricted load."""
+    assert str(path) in message
+    assert "\n" not in message
+    assert "weights_only" not in message and "will likely succeed" not in message
+
+
+HOSTILE_WRITERS = {
+    "torch.save": lambda obj, path: torch.save(obj, path),
+    "torch.save protocol 4": lambda obj, path: torch.save(obj, path, pickle_protocol=4),
+    "torch.save legacy format": lambda obj, path: torch.save(obj, path, _use_new_zipfile_serialization=False),
+    "raw pickle protocol 2": lambda obj, path: path.write_bytes(pickle.dumps(obj, protocol=2)),
+    "raw pickle protocol 5": lambda obj, path: path.write_bytes(pickle.dumps(obj, protocol=5)),
+}
+SYSTEM = re.escape(f"{os.system.__module__}.system")  # posix.system on Linux and macOS, nt.system on Windows
+
+
+@pytest.mark.parametrize("how", list(HOSTILE_WRITERS))
+def test_hostile_file_is_refused_naming_the_global(tmp_path, how):
+    marker, path = tmp_path / "pwned", tmp_path / "evil.pt"
+    HOSTILE_WRITERS[how]({"format": 1, "state": {"w": RunsCommand(marker)}, "meta": {}}, path)
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(path)
+    message = str(refused.value)
+    assert re.match(rf"refused to load {re.escape(str(path))}: it holds Python objects that a checkpoint of this "
+                    rf"package never holds \(blocked global: {SYSTEM}\); .*nothing in it was run", message), message
+    assert_clean_message(message, path)
+    assert not marker.exists()
+    # control: the file really is hostile - an unrestricted load runs the command
+    if how.startswith("torch.save"):
+        torch.load(path, weights_only=False)
+    else:
+        pickle.loads(path.read_bytes())
+    assert marker.exists()
+
+
+def test_hostile_pickle_cut_short_is_still_refused(tmp_path):
+    marker, path = tmp_path / "pwned", tmp_path / "evil.pkl"
+    data = pickle.dumps(RunsCommand(marker), protocol=2)
+    path.write_bytes(data[: data.index(b"system") + 8])  # ends just after the GLOBAL opcode
+    with pytest.raises(CheckpointError, match=rf"^refused to load .*blocked global: {SYSTEM}\)") as refused:
+        load_checkpoint(path)
+    assert_clean_message(str(refused.value), path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+@pytest.mark.parametrize("obj", [{"a": 1}, [1, 2.5, "x"]], ids=["dict", "list"])
+def test_foreign_pickle_is_not_a_checkpoint(tmp_path, obj, protocol):
+    path = tmp_path / "foreign.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path} is not a checkpoint of this package: it is a Python pickle (protocol "
+                              f"{protocol}), not a file written by save_checkpoint"), message
+    assert "truncated" not in message and "refused" not in message
+    assert_clean_message(message, path)
+
+
+def test_torch_file_without_the_checkpoint_layout_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match=r"other\.pt is not a checkpoint of this package: torch\.load reads it"):
+        load_checkpoint(path)
+
+
+def drop_tensor_data(data: bytes, path: Path) -> bytes:
+    """The same zip archive without its tensor bytes: every entry parses, the checkpoint is still broken."""
+    source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name in source.namelist():
+            if "/data/" not in name:
+                archive.writestr(name, source.read(name))
+    return out.getvalue()
+
+
+def legacy_cut_in_half(data: bytes, path: Path) -> bytes:
+    """A checkpoint in torch's legacy (raw pickles, pre-zip) format, cut in half."""
+    torch.save({"format": 1, "state": {"w": torch.randn(1000)}, "meta": {}}, path, _use_new_zipfile_serialization=False)
+    whole = path.read_bytes()
+    return whole[: len(whole) // 2]
+
+
+DAMAGE = {
+    "truncate": lambda data, path: data[: len(data) // 2],
+    "garbage": lambda data, path: bytes(range(256)) * 16,
+    "empty": lambda data, path: b"",
+    "no tensor data": drop_tensor_data,
+    "truncate legacy": legacy_cut_in_half,
+    "raw pickle protocol 2 cut short": lambda data, path: pickle.dumps({"a": list(range(50))}, protocol=2)[:40],
+    "raw pickle protocol 5 cut short": lambda data, path: pickle.dumps({"a": list(range(50))}, protocol=5)[:40],
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
 def test_damaged_file_gives_clear_error(tmp_path, damage):
     path = tmp_path / "model.pt"
     save_checkpoint(path, {"w": torch.randn(1000)}, {})
-    data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": bytes(range(256)) * 16, "empty": b""}[damage])
-    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*model\.pt.*truncated or corrupted.*Delete it"):
+    path.write_bytes(DAMAGE[damage](path.read_bytes(), path))
+    damaged = r"cannot read checkpoint .*model\.pt.*truncated or corrupted.*Delete it"
+    with pytest.raises(CheckpointError, match=damaged) as refused:
         load_checkpoint(path)
+    assert_clean_message(str(refused.value), path)
+    assert "not a checkpoint of this package" not in str(refused.value)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_refusal_stays_safe_when_the_scan_fails(tmp_path, monkeypatch):
+    """If pickle_scan breaks, torch still refuses the file and the message still gives no unsafe advice."""
+    marker, path = tmp_path / "pwned", tmp_path / "evil.pt"
+    torch.save({"w": RunsCommand(marker)}, path)
+
+    def broken(path):
+        raise RuntimeError("scan failed")
+
+    monkeypatch.setattr(pickle_scan, "diagnose", broken)
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*evil\.pt") as refused:
+        load_checkpoint(path)
+    assert_clean_message(str(refused.value), path)
+    assert not marker.exists()
+
+
+def test_scan_finds_memoised_stack_globals(tmp_path):
+    path = tmp_path / "two.pkl"
+    data = pickle.dumps([os.getcwd, os.system], protocol=4)
+    module = os.system.__module__.encode()
+    assert data.count(module) == 1  # the second global takes its module name from the memo (BINGET)
+    path.write_bytes(data)
+    found = []
+    with open(path, "rb") as f:
+        pickle_scan.scan_pickle(f, found)
+    assert found == [f"{os.getcwd.__module__}.getcwd", f"{os.system.__module__}.system"]
+    assert pickle_scan.diagnose(path) == ("unsafe", ", ".join(found))
+
+
+def test_allow_list_matches_the_weights_only_unpickler(tmp_path):
+    # what save_checkpoint writes, including an OrderedDict state_dict and several dtypes, is all allowed
+    path = tmp_path / "a.pt"
+    state = {"model": small_mlp().state_dict(), "half": torch.zeros(2, dtype=torch.float16),
+             "ints": torch.arange(3), "mask": torch.ones(2, dtype=torch.bool)}
+    save_checkpoint(path, state, {"note": "x"})
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read(next(n for n in archive.namelist() if n.endswith("/data.pkl")))
+    found = []
+    pickle_scan.scan_pickle(io.BytesIO(data), found)
+    assert "torch._utils._rebuild_tensor_v2" in found and "collections.OrderedDict" in found
+    assert all(pickle_scan.allowed(name) for name in found), found
+    for name in ["posix.system", "os.system", "builtins.eval", "builtins.exec", "builtins.getattr", "io.open",
+                 "subprocess.Popen", "torch.load", "torch.storage._load_from_bytes", "torch.nn.Module"]:
+        assert not pickle_scan.allowed(name), name
+    # every global torch's own weights-only unpickler accepts (a private table, so skip where it is gone)
+    table = getattr(torch._weights_only_unpickler, "_get_allowed_globals", None)
+    if table is None:
+        pytest.skip("this torch has no _get_allowed_globals table to compare with")
+    refused = sorted(name for name in table() if not pickle_scan.allowed(name))
+    assert not refused, refused
 
 
 def test_mismatched_state_dict_gives_clear_error():
