@@ -1,6 +1,6 @@
 """Where a training step of the cpu MNIST recipe spends its time, and how close it runs to the CPU's limit.
 
-The cpu recipe (diffusion_lite.recipes) must train within 10 minutes on 2 cores, so its quality is set
+The cpu recipe (diffusion_lite.training.recipes) must train within 10 minutes on 2 cores, so its quality is set
 by the images per second a step achieves. This script measures, on the recipe's network and batch
 (channels_last, random images, one AdamW step per training step, as in train()):
 

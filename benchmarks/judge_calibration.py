@@ -1,10 +1,10 @@
 """Is the in-book MNIST judge a fair instrument? Real held-out digits it accepts, garbage it lets through.
 
-The judge (diffusion_lite.classifier) scores generated digits: a sample counts when the judge names a
+The judge (diffusion_lite.eval.judge) scores generated digits: a sample counts when the judge names a
 digit with probability >= 0.9. That share means something only next to two others, measured here on
 images the judge never saw:
 - the share of *real* digits it accepts (the ceiling a perfect generator would reach), and
-- the share of *garbage* (each kind of diffusion_lite.garbage, drawn from held-out digits with a
+- the share of *garbage* (each kind of diffusion_lite.eval.garbage, drawn from held-out digits with a
   generator the training never used) that it accepts as a confident digit (the floor), plus one
   kind no judge trains on: digits with inverted colours.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 import diffusion_lite as dl
-from diffusion_lite.classifier import GARBAGE_KINDS, JudgeConfig, train_judge
+from diffusion_lite.eval.judge import GARBAGE_KINDS, JudgeConfig, train_judge
 
 ROOT = Path(__file__).resolve().parents[1]
 

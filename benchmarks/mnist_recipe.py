@@ -1,8 +1,8 @@
 """Does the book's MNIST DDPM draw recognisable digits? The recipe of a profile, judged by the in-book classifier.
 
 Loads (or trains, through the checkpoint cache) the unconditional MNIST DDPM of chapter 07 with the
-recipe of --profile (diffusion_lite.recipes), draws --n samples with each sampler, and reports the
-judge's numbers (diffusion_lite.classifier): the share of samples classified as a digit with
+recipe of --profile (diffusion_lite.training.recipes), draws --n samples with each sampler, and reports the
+judge's numbers (diffusion_lite.eval.judge): the share of samples classified as a digit with
 confidence >= 0.9, the share sent to the judge's reject class, the digits present and the class
 shares. The target of the cpu profile: >= 80 % confident digits, all ten classes, within 10 minutes
 of training on 2 cores.
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import diffusion_lite as dl
-from diffusion_lite.recipes import checkpoint_path, load_training_data, training_seconds
+from diffusion_lite.training.recipes import checkpoint_path, load_training_data, training_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLERS = {"DDPM 1000 steps": dict(method="ddpm", steps=1000), "DDIM 100 steps": dict(method="ddim", steps=100),

@@ -1,6 +1,6 @@
 """Variants of the cpu MNIST recipe, each trained through the checkpoint cache and judged on DDPM-1000 samples.
 
-The search behind the cpu recipe of diffusion_lite.recipes. Each variant changes a few TrainConfig
+The search behind the cpu recipe of diffusion_lite.training.recipes. Each variant changes a few TrainConfig
 fields of mnist_ddpm_recipe("cpu") and, for some, its noise schedule or U-Net; the model is trained (or
 loaded from the cache: the key holds every field), --n samples are drawn with DDPM (1000 steps unless
 --steps, sigma_t^2 per --sigma; starting noise and sampler noise from --seed) from the EMA weights (or
@@ -93,13 +93,13 @@ def main():
     start = time.perf_counter()
     with torch.no_grad():
         x = dl.sample(eps_model, sched, x_T, method="ddpm", steps=args.steps, generator=g,
-                      sigma=args.sigma, clip_x0=args.clip_x0, progress=True).x0.clamp(-1, 1)
+                      variance=args.sigma, clip_x0=args.clip_x0, progress=True).x0.clamp(-1, 1)
     if args.save:
         torch.save(x, args.save)
     rep = dl.judge(judge, x)
     row = dict(variant=args.variant, changes=variant["train"], unet_changes=variant.get("unet", {}),
                parameters=dl.count_parameters(model), schedule=used.schedule,
-               weights=args.weights, clip_x0=args.clip_x0, sigma=args.sigma, sampling_steps=args.steps,
+               weights=args.weights, clip_x0=args.clip_x0, variance=args.sigma, sampling_steps=args.steps,
                n=args.n, seed=args.seed, split=used.split, judge_steps=dl.mnist_judge_config("cpu").steps,
                confident=rep.confident_fraction, reject=rep.reject_fraction,
                classes=len(rep.classes_present), final_loss=sum(result.history[-100:]) / 100,

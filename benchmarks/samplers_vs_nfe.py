@@ -1,7 +1,7 @@
 """Sampler error vs number of network evaluations (NFE), with the exact Gaussian-mixture oracle.
 
 The "network" is the exact optimal eps predictor E[eps | x_t] of a 2-D Gaussian mixture
-(diffusion_lite.gmm), so every sampler sees a perfect model and what remains is discretisation
+(diffusion_lite.oracles.gmm), so every sampler sees a perfect model and what remains is discretisation
 error. Each sampler, ours and diffusers' schedulers, starts from the same x_T ~ N(0, I) per seed,
 runs at each NFE budget, and its samples are compared with fresh samples of the mixture by
 
@@ -47,9 +47,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import diffusion_lite as dl  # noqa: E402
-from diffusion_lite.gmm import GaussianMixture  # noqa: E402
-from diffusion_lite.ode_samplers import sample_dpm_solver_pp_2m, sample_euler, sample_heun  # noqa: E402
-from diffusion_lite.samplers import sample_ddim, sample_ddpm  # noqa: E402
+from diffusion_lite.oracles.gmm import GaussianMixture  # noqa: E402
+from diffusion_lite.sampling.ode import sample_dpm_solver_pp_2m, sample_euler, sample_heun  # noqa: E402
+from diffusion_lite import sample_ddim, sample_ddpm  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------- distances

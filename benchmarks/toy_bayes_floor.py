@@ -1,7 +1,7 @@
 """How close does the MLP denoiser get to the Bayes floor of L_simple in a wall-clock budget?
 
 The data are the 8-Gaussian mixture of chapter 05 (radius 2, component std 0.1), whose optimal
-noise predictor E[eps | x_t] is known exactly (diffusion_lite.gmm). No network can reach a
+noise predictor E[eps | x_t] is known exactly (diffusion_lite.oracles.gmm). No network can reach a
 held-out L_simple below the Bayes floor E||eps - E[eps | x_t]||^2 (eq-bayes-floor); this script
 trains the package's MLPDenoiser with dl.train for --seconds of training time and reports, at a
 few checkpoints (10, 30 and 60 s by default), the held-out loss divided by the floor.
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import diffusion_lite as dl  # noqa: E402
-from diffusion_lite.gmm import GaussianMixture  # noqa: E402
+from diffusion_lite.oracles.gmm import GaussianMixture  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

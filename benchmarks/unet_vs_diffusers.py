@@ -56,7 +56,7 @@ class DiffusersEps(nn.Module):
 
 
 def load_mnist_test() -> torch.Tensor:
-    """(10000, 1, 28, 28) in [-1, 1]: via diffusion_lite.data, else straight from the IDX file."""
+    """(10000, 1, 28, 28) in [-1, 1]: via diffusion_lite.data.datasets, else straight from the IDX file."""
     try:
         return dl.load_dataset("mnist", split="test").images.float()
     except (AttributeError, ImportError):

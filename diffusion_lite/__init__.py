@@ -1,57 +1,87 @@
-"""Diffusion Lite: the small, readable package behind the book."""
+"""Diffusion Lite: the small, readable package behind the book.
+
+Every public name is available flat, as `dl.<name>` after `import diffusion_lite as dl`. The
+modules are grouped by the stage of the book they serve (diffusion_lite/README.md has the map from
+each sub-package to its chapters):
+
+    core/      the mathematics: schedules, forward process, reverse step, parameterisations, ELBO
+    sampling/  shared loop helpers, DDPM, DDIM and inversion, ODE solvers, Langevin, `sample`
+    nets/      time embeddings, the MLP, attention, the U-Net and its per-block summary
+    training/  the training loop and the recipes of the book's shared models
+    oracles/   exact answers: Gaussian mixtures with closed-form scores and posteriors
+    data/      downloads, image data sets, 2-D toy data, demo images
+    eval/      the MNIST judge, garbage images, distribution metrics on the judge's features
+    checkpoint, pickle_scan, profiles, plotting, reporting   used by every stage (top level)
+
+The dependency order is one way: core <- sampling, nets <- training <- eval; nothing in core
+imports a sampler, a network or the trainer.
+"""
 from .checkpoint import (CheckpointError, cache_dir, cache_path, cached_model, config_key, load_checkpoint,
                          save_checkpoint)
-from .classifier import JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge, train_judge
-from .data import ImageDataset, load_dataset
-from .download import DatasetNotFoundError, DownloadError
-from .elbo import (bits_per_dim, ddpm_mean, decoder_nll, discretized_gaussian_log_prob, gaussian_kl,
-                   prior_kl, vlb_term, vlb_terms)
-from .embeddings import timestep_embedding
-from .forward import q_posterior, q_sample, q_step
-from .garbage import GARBAGE_KINDS, garbage
-from .gmm import Estimate, GaussianMixture, MixtureOracle, MixturePosterior
-from .images import demo_image, to_uint8
-from .inversion import InversionOutput, ddim_invert, slerp
-from .langevin import annealed_langevin, langevin
-from .metrics import (KID, classifier_fid, classifier_kid, feature_stats, fid_from_features,
-                      frechet_distance, judge_features, kid)
-from .mlp import MLPConfig, MLPDenoiser
-from .ode_samplers import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
-from .parameterization import (eps_from_score, eps_from_v, eps_from_x0, score_from_eps, v_from_eps,
-                               x0_from_eps, x0_from_v)
+from .core.elbo import (bits_per_dim, decoder_nll, discretized_gaussian_log_prob, gaussian_kl, prior_kl, vlb_term,
+                        vlb_terms)
+from .core.forward import q_posterior, q_sample, q_step
+from .core.parameterization import (eps_from_score, eps_from_v, eps_from_x0, score_from_eps, v_from_eps,
+                                    x0_from_eps, x0_from_v)
+from .core.reverse import VARIANCES, ddpm_mean, reverse_variance
+from .core.schedules import Schedule, check_schedule, gather
+from .data.datasets import ImageDataset, data_root, load_dataset, read_idx
+from .data.download import DatasetNotFoundError, DownloadError
+from .data.images import demo_image, to_uint8
+from .data.toy import checkerboard, moons, rings, swiss_roll
+from .eval.garbage import GARBAGE_KINDS, garbage
+from .eval.judge import JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge, train_judge
+from .eval.metrics import (KID, classifier_fid, classifier_kid, feature_stats, fid_from_features,
+                           frechet_distance, judge_features, kid)
+from .nets.attention import AttentionBlock
+from .nets.embeddings import TimeEmbedding, timestep_embedding
+from .nets.mlp import MLPConfig, MLPDenoiser
+from .nets.summary import count_parameters, unet_block_report
+from .nets.unet import ResBlock, UNet, UNetConfig
+from .oracles.gmm import Estimate, GaussianMixture, MixtureOracle, MixturePosterior
 from .profiles import PROFILES, device, pick, profile
-from .recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm, mnist_ddpm_recipe, mnist_judge_config
 from .reporting import Stopwatch, hardware
-from .samplers import (SampleOutput, StepOutput, ddim_sigma, ddim_step, ddpm_step, respace, sample, sample_ddim,
-                       sample_ddpm, timesteps)
-from .schedules import Schedule, gather
-from .toy import checkerboard, moons, rings, swiss_roll
-from .train import TrainConfig, TrainResult, train
-from .unet import UNet, UNetConfig, count_parameters, unet_block_report
+from .sampling.base import SampleOutput, StepOutput, timesteps
+from .sampling.ddim import ddim_step, ddim_variance, sample_ddim
+from .sampling.ddpm import ddpm_step, respace, sample_ddpm
+from .sampling.dispatch import SAMPLERS, sample
+from .sampling.inversion import InversionOutput, ddim_invert, slerp
+from .sampling.langevin import annealed_langevin, langevin
+from .sampling.ode import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
+from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm, mnist_ddpm_recipe, mnist_judge_config
+from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Schedule", "gather",
+    # core
+    "Schedule", "gather", "check_schedule",
     "q_step", "q_sample", "q_posterior",
-    "gaussian_kl", "prior_kl", "ddpm_mean", "vlb_term", "discretized_gaussian_log_prob", "decoder_nll",
-    "vlb_terms", "bits_per_dim",
+    "VARIANCES", "ddpm_mean", "reverse_variance",
+    "gaussian_kl", "prior_kl", "vlb_term", "discretized_gaussian_log_prob", "decoder_nll", "vlb_terms", "bits_per_dim",
     "x0_from_eps", "eps_from_x0", "v_from_eps", "x0_from_v", "eps_from_v", "score_from_eps", "eps_from_score",
-    "profile", "pick", "device", "PROFILES",
+    # sampling
+    "StepOutput", "SampleOutput", "timesteps", "respace", "ddpm_step", "sample_ddpm",
+    "ddim_variance", "ddim_step", "sample_ddim", "InversionOutput", "ddim_invert", "slerp",
+    "ode_sigmas", "sample_euler", "sample_heun", "sample_dpm_solver_pp_2m", "langevin", "annealed_langevin",
+    "SAMPLERS", "sample",
+    # nets
+    "timestep_embedding", "TimeEmbedding", "MLPConfig", "MLPDenoiser", "AttentionBlock", "ResBlock", "UNetConfig",
+    "UNet", "count_parameters", "unet_block_report",
+    # training
+    "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
-    "demo_image", "to_uint8",
-    "Stopwatch", "hardware",
-    "load_dataset", "ImageDataset", "DatasetNotFoundError", "DownloadError",
-    "swiss_roll", "moons", "checkerboard", "rings",
-    "timestep_embedding", "MLPConfig", "MLPDenoiser", "UNetConfig", "UNet", "count_parameters", "unet_block_report",
-    "TrainConfig", "TrainResult", "train",
-    "cache_dir", "config_key", "cache_path", "save_checkpoint", "load_checkpoint", "cached_model", "CheckpointError",
+    # oracles
+    "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",
+    # data
+    "load_dataset", "ImageDataset", "data_root", "read_idx", "DatasetNotFoundError", "DownloadError",
+    "swiss_roll", "moons", "checkerboard", "rings", "demo_image", "to_uint8",
+    # eval
     "JudgeConfig", "MNISTJudge", "JudgeReport", "train_judge", "judge", "load_or_train_judge",
     "garbage", "GARBAGE_KINDS",
     "frechet_distance", "feature_stats", "fid_from_features", "kid", "KID", "judge_features", "classifier_fid",
     "classifier_kid",
-    "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",
-    "StepOutput", "SampleOutput", "InversionOutput", "timesteps", "respace", "ddpm_step", "ddim_sigma", "ddim_step",
-    "sample", "sample_ddpm", "sample_ddim", "ddim_invert", "slerp",
-    "ode_sigmas", "sample_euler", "sample_heun", "sample_dpm_solver_pp_2m", "langevin", "annealed_langevin",
+    # top level
+    "cache_dir", "config_key", "cache_path", "save_checkpoint", "load_checkpoint", "cached_model", "CheckpointError",
+    "profile", "pick", "device", "PROFILES", "Stopwatch", "hardware",
 ]

@@ -8,7 +8,12 @@ from torch import Tensor
 
 
 def check_tensor(name: str, x, *, floating: bool = True, min_dim: int = 1) -> Tensor:
-    """Reject non-tensors, empty tensors, non-float dtypes and NaN/inf values."""
+    """Reject non-tensors, empty tensors, non-float dtypes and, on the CPU, NaN/inf values.
+
+    Finiteness is read only from CPU tensors: on an accelerator that read would wait for the device
+    (a sync), and functions called once per step must not stall the loop. The entry points that run
+    once per call (a sampler's start, the trainer's data) check accelerator tensors themselves.
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() < min_dim:
@@ -17,7 +22,7 @@ def check_tensor(name: str, x, *, floating: bool = True, min_dim: int = 1) -> Te
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); expected at least one element")
     if floating and not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if floating and x.device.type != "meta" and not bool(torch.isfinite(x).all()):  # meta: no values
+    if floating and x.device.type == "cpu" and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
 

@@ -10,7 +10,7 @@ from matplotlib import animation
 from torch import Tensor
 
 from ._checks import check_tensor
-from .images import to_uint8
+from .data.images import to_uint8
 
 
 def image_grid(x: Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:

@@ -22,18 +22,10 @@ import torch
 from torch import nn
 
 import diffusion_lite as dl
-from diffusion_lite import recipes
+from diffusion_lite.training import recipes
 
 NAN, INF = float("nan"), float("inf")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors and a shared machine: one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------------- fixtures
@@ -207,8 +199,8 @@ ROWS: list[Row] = [
     R("ddpm_mean", ValueError, T1_RANGE + r" from 0", lambda: dl.ddpm_mean(X, 0, X, S)),
     R("ddpm_mean", ValueError, r"^eps_hat and x_t must have the same shape", lambda: dl.ddpm_mean(X[:1], 1, X, S)),
     R("vlb_term", ValueError, r"^t must lie in \[2, 10\].*decoder_nll", lambda: dl.vlb_term(X, X, X, 1, S)),
-    R("vlb_term", ValueError, r"^sigma must be one of \('beta_tilde', 'beta'\), got 'large'",
-      lambda: dl.vlb_term(X, X, X, 2, S, sigma="large")),
+    R("vlb_term", ValueError, r"^variance must be one of \('beta_tilde', 'beta'\), got 'large'",
+      lambda: dl.vlb_term(X, X, X, 2, S, variance="large")),
     R("vlb_term", ValueError, r"^x0 and x_t must have the same shape", lambda: dl.vlb_term(X, X[:1], X, 2, S)),
     R("vlb_term", TypeError, r"^t must be an int or an integer tensor, got float",
       lambda: dl.vlb_term(X, X, X, 2.0, S)),
@@ -222,14 +214,14 @@ ROWS: list[Row] = [
       lambda: dl.discretized_gaussian_log_prob(X, X, X, bins=256.0)),
     R("discretized_gaussian_log_prob", ValueError, r"x0, mean, var must broadcast together, got shapes x0=\(2, 3\)",
       lambda: dl.discretized_gaussian_log_prob(X, torch.zeros(4), torch.ones(4))),
-    R("decoder_nll", ValueError, r"^sigma must be one of", lambda: dl.decoder_nll(X, X, X, S, sigma="small")),
-    R("decoder_nll", ValueError, r"sigma='beta_tilde'.*needs T >= 2; got T=1", lambda: dl.decoder_nll(X, X, X, S1)),
+    R("decoder_nll", ValueError, r"^variance must be one of", lambda: dl.decoder_nll(X, X, X, S, variance="small")),
+    R("decoder_nll", ValueError, r"variance='beta_tilde'.*needs T >= 2; got T=1", lambda: dl.decoder_nll(X, X, X, S1)),
     R("decoder_nll", ValueError, r"^bins must be in \[2", lambda: dl.decoder_nll(X, X, X, S, bins=0)),
     R("vlb_terms", TypeError, r"^model must be callable.*got str", lambda: dl.vlb_terms("unet", X, S)),
     R("vlb_terms", ValueError, T1_RANGE + r" from 0", lambda: dl.vlb_terms(zero_model, X, S, t=0)),
     R("vlb_terms", ValueError, r"^max_elements must be in \[1",
       lambda: dl.vlb_terms(zero_model, X, S, max_elements=0)),
-    R("vlb_terms", ValueError, r"^sigma must be one of", lambda: dl.vlb_terms(zero_model, X, S, sigma="nope")),
+    R("vlb_terms", ValueError, r"^variance must be one of", lambda: dl.vlb_terms(zero_model, X, S, variance="nope")),
     R("vlb_terms", ValueError, r"^model\(x_t, t\) must return eps_hat of shape \(\d+, 3\), got \(\d+, 1\)",
       lambda: dl.vlb_terms(lambda x_t, t: x_t[:, :1], X, S)),
     R("bits_per_dim", ValueError, r"^n_t must be in \[1", lambda: dl.bits_per_dim(zero_model, X, S, n_t=0)),
@@ -514,8 +506,8 @@ ROWS: list[Row] = [
     R("respace", ValueError, r"^ts must lie in \[1, 10\]", lambda: dl.respace(S, torch.tensor([10, 0]))),
     R("respace", TypeError, r"^sched must be", lambda: dl.respace("linear", torch.tensor([5, 1]))),
     R("ddpm_step", ValueError, T1_RANGE + r" from 0", lambda: dl.ddpm_step(X, 0, X, S)),
-    R("ddpm_step", ValueError, r"^sigma must be one of \('beta_tilde', 'beta'\), got 'fixed_large'",
-      lambda: dl.ddpm_step(X, 2, X, S, sigma="fixed_large")),
+    R("ddpm_step", ValueError, r"^variance must be one of \('beta_tilde', 'beta'\), got 'fixed_large'",
+      lambda: dl.ddpm_step(X, 2, X, S, variance="fixed_large")),
     R("ddpm_step", ValueError, r"^clip_x0 must be .*\(0\.0, inf\], got 0\.0",
       lambda: dl.ddpm_step(X, 2, X, S, clip_x0=0)),
     R("ddpm_step", ValueError, r"^eps_hat and x_t must have the same shape, got \(2, 4\) and \(2, 3\)",
@@ -529,11 +521,11 @@ ROWS: list[Row] = [
     R("ddpm_step", ValueError, r"^t has 3 timesteps but x_t has batch size 2",
       lambda: dl.ddpm_step(X, torch.tensor([1, 2, 3]), X, S)),
     R("ddpm_step", TypeError, r"^x_t must be a floating-point tensor", lambda: dl.ddpm_step(X, 2, X.int(), S)),
-    R("ddim_sigma", ValueError, r"^eta must be a finite number in \[0\.0, 1\.0\], got -0\.1",
-      lambda: dl.ddim_sigma(5, 2, S, eta=-0.1)),
-    R("ddim_sigma", ValueError, r"^eta must be .*got 1\.5", lambda: dl.ddim_sigma(5, 2, S, eta=1.5)),
-    R("ddim_sigma", ValueError, r"^t_prev must be smaller than t, got t=2, t_prev=5",
-      lambda: dl.ddim_sigma(2, 5, S, 0.0)),
+    R("ddim_variance", ValueError, r"^eta must be a finite number in \[0\.0, 1\.0\], got -0\.1",
+      lambda: dl.ddim_variance(5, 2, S, eta=-0.1)),
+    R("ddim_variance", ValueError, r"^eta must be .*got 1\.5", lambda: dl.ddim_variance(5, 2, S, eta=1.5)),
+    R("ddim_variance", ValueError, r"^t_prev must be smaller than t, got t=2, t_prev=5",
+      lambda: dl.ddim_variance(2, 5, S, 0.0)),
     R("ddim_step", ValueError, r"^t_prev must be smaller than t, got t=5, t_prev=5",
       lambda: dl.ddim_step(X, 5, 5, X, S)),
     R("ddim_step", ValueError, r"^t_prev must lie in \[0, 10\].*from -1", lambda: dl.ddim_step(X, 5, -1, X, S)),
@@ -548,12 +540,12 @@ ROWS: list[Row] = [
                             r"got 'plms'", lambda: dl.sample(ORACLE, S, (2, 2), 3, method="plms")),
     R("sample", TypeError, r"unexpected keyword argument 'bogus'", lambda: dl.sample(ORACLE, S, (2, 2), 3, bogus=1)),
     R("sample", ValueError, r"^eta must be .*got 2\.0", lambda: dl.sample(ORACLE, S, (2, 2), 3, eta=2.0)),
-    R("sample_ddpm", TypeError, r"^model must be callable as model\(x_t, t\), got str",
+    R("sample_ddpm", TypeError, r"^model must be callable as model\(x_t, t, cond=None\), got str",
       lambda: dl.sample_ddpm("model", S, (2, 2))),
     R("sample_ddpm", ValueError, r"^steps must be in \[1, 10\], got 11",
       lambda: dl.sample_ddpm(ORACLE, S, (2, 2), 11)),
     R("sample_ddpm", ValueError, r"^steps must be in \[1, 10\], got 0", lambda: dl.sample_ddpm(ORACLE, S, (2, 2), 0)),
-    R("sample_ddpm", ValueError, r"^sigma must be one of", lambda: dl.sample_ddpm(ORACLE, S, (2, 2), 3, sigma="x")),
+    R("sample_ddpm", ValueError, r"^variance must be one of", lambda: dl.sample_ddpm(ORACLE, S, (2, 2), 3, variance="x")),
     R("sample_ddpm", ValueError, r"^spacing must be one of",
       lambda: dl.sample_ddpm(ORACLE, S, (2, 2), 3, spacing="log")),
     R("sample_ddim", ValueError, r"^eta must be .*\[0\.0, 1\.0\], got -1\.0",
@@ -643,11 +635,33 @@ ROWS += [
     R("load_checkpoint", TypeError, r"^path must be", lambda: dl.load_checkpoint(None)),
     R("Recipe", ValueError, r"^T must be", lambda: dataclasses.replace(recipes.mnist_ddpm_recipe("smoke"), T=0)),
     R("checkpoint_path", TypeError, r"^recipe must be a Recipe", lambda: recipes.checkpoint_path("r", DS)),
+    # names made public by the package layout
+    R("check_schedule", TypeError, r"^sched must be a diffusion_lite\.Schedule, got str", lambda: dl.check_schedule("S")),
+    R("reverse_variance", ValueError, r"^variance must be one of \('beta_tilde', 'beta'\), got 'learned'",
+      lambda: dl.reverse_variance("learned", 2, X, S)),
+    R("reverse_variance", TypeError, r"^sched must be", lambda: dl.reverse_variance("beta", 2, X, None)),
+    R("update_ema", TypeError, r"^ema must be a torch\.nn\.Module, got dict", lambda: dl.update_ema({}, MLP, 0.9)),
+    R("update_ema", ValueError, r"^decay must be a finite number in \[0\.0, 1\.0\], got 1\.5",
+      lambda: dl.update_ema(MLP, MLP, 1.5)),
+    R("update_ema", ValueError, r"^ema and model must have the same parameters",
+      lambda: dl.update_ema(MLP, UNET, 0.9)),
+    R("learning_rate", TypeError, r"^config must be a TrainConfig, got dict", lambda: dl.learning_rate({}, 1)),
+    R("learning_rate", ValueError, r"^step must be in \[1, 10\], got 11",
+      lambda: dl.learning_rate(dl.TrainConfig(steps=10, warmup_steps=2), 11)),
+    R("data_root", TypeError, r"^root must be a path", lambda: dl.data_root(3)),
+    R("read_idx", ValueError, r"IDX", lambda: dl.read_idx(b"\x00\x00")),
+    R("TimeEmbedding", ValueError, r"^sinusoid_dim must be even", lambda: dl.TimeEmbedding(7, 16)),
+    R("TimeEmbedding", ValueError, r"^out_dim must be in \[1, inf\), got 0", lambda: dl.TimeEmbedding(8, 0)),
+    R("ResBlock", ValueError, r"^ch_out \(12\) must be a multiple of groups \(8\)", lambda: dl.ResBlock(16, 12, 32, 8, 0.0)),
+    R("ResBlock", ValueError, r"^dropout must be", lambda: dl.ResBlock(16, 16, 32, 8, 1.0)),
+    R("AttentionBlock", ValueError, r"^channels \(30\) must be a multiple of heads \(4\)",
+      lambda: dl.AttentionBlock(30, heads=4, groups=2)),
+    R("AttentionBlock", TypeError, r"^heads must be an int", lambda: dl.AttentionBlock(32, heads=2.0, groups=8)),
 ]
 
 # Public names with nothing to validate (constants, exceptions, result tuples) or no arguments.
 NO_ARGUMENTS = {
-    "PROFILES", "GARBAGE_KINDS",                                     # constants
+    "PROFILES", "GARBAGE_KINDS", "VARIANCES", "SAMPLERS",            # constants
     "CheckpointError", "DatasetNotFoundError", "DownloadError",      # exception classes
     "TrainResult", "StepOutput", "SampleOutput", "InversionOutput",  # result containers
     "KID", "Estimate", "MixturePosterior",

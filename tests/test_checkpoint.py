@@ -18,7 +18,7 @@ import torch
 from diffusion_lite import pickle_scan
 from diffusion_lite.checkpoint import (CheckpointError, cache_path, cached_model, config_key, file_lock,
                                        load_checkpoint, load_weights, save_checkpoint)
-from diffusion_lite.mlp import MLPConfig, MLPDenoiser
+from diffusion_lite.nets.mlp import MLPConfig, MLPDenoiser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -301,7 +301,7 @@ class OtherConfig:
 def test_config_key_stable_across_processes():
     parts = (MLPConfig(), {"data": "mnist", "split": "test", "n": 10000}, (1, 2.5, None))
     here = config_key(*parts)
-    code = ("from diffusion_lite.checkpoint import config_key; from diffusion_lite.mlp import MLPConfig; "
+    code = ("from diffusion_lite.checkpoint import config_key; from diffusion_lite.nets.mlp import MLPConfig; "
             "print(config_key(MLPConfig(), {'n': 10000, 'split': 'test', 'data': 'mnist'}, [1, 2.5, None]))")
     there = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "123", "PYTHONPATH": str(ROOT)}).stdout.strip()

@@ -4,11 +4,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from diffusion_lite import classifier as clf
-from diffusion_lite.classifier import (REJECT, JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge,
+from diffusion_lite.eval import judge as clf
+from diffusion_lite.eval.judge import (REJECT, JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge,
                                        random_shift, train_judge)
-from diffusion_lite.data import load_dataset
-from diffusion_lite.garbage import GARBAGE_KINDS, garbage
+from diffusion_lite.data.datasets import load_dataset
+from diffusion_lite.eval.garbage import GARBAGE_KINDS, garbage
 
 TINY = JudgeConfig.tiny()
 N_FRESH = 500  # garbage images per kind in the rejection test

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_lite import data, download
-from diffusion_lite.data import load_dataset
-from diffusion_lite.download import DatasetNotFoundError, DownloadError
+from diffusion_lite.data import datasets as data
+from diffusion_lite.data import download
+from diffusion_lite.data.datasets import load_dataset
+from diffusion_lite.data.download import DatasetNotFoundError, DownloadError
 
 # the real MNIST test files: in $DL_DATA_DIR/mnist/ when set, else in ../shared/data/mnist/ beside the project
 SHARED = Path(os.environ.get("DL_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")

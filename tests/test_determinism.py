@@ -24,13 +24,6 @@ GMM = dl.GaussianMixture.eight_gaussians(radius=1.5, std=0.2)
 SHAPE = (6, 2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
@@ -45,7 +38,7 @@ def tiny_mlp(seed: int = 0) -> dl.MLPDenoiser:
 MODELS = {"mlp": tiny_mlp, "oracle": lambda: GMM.oracle(S)}
 SAMPLERS = {  # each draws x_T ~ N(0, I) from the generator (a shape is passed), then samples
     "ddpm": lambda m, g: dl.sample_ddpm(m, S, SHAPE, generator=g),
-    "ddpm_10_steps": lambda m, g: dl.sample_ddpm(m, S, SHAPE, 10, sigma="beta", generator=g),
+    "ddpm_10_steps": lambda m, g: dl.sample_ddpm(m, S, SHAPE, 10, variance="beta", generator=g),
     "ddim_eta_0.5": lambda m, g: dl.sample_ddim(m, S, SHAPE, 10, eta=0.5, generator=g),
     "dpm_solver_pp_2m": lambda m, g: dl.sample_dpm_solver_pp_2m(m, S, SHAPE, 8, generator=g),
     "heun": lambda m, g: dl.sample_heun(m, S, SHAPE, 5, generator=g),

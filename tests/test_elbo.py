@@ -58,7 +58,7 @@ def test_vlb_term_equals_weighted_noise_error(sigma):
     const = 0.5 * D * (torch.log(var_p / bt) + bt / var_p - 1)
     weight = beta ** 2 / (2 * var_p * alpha * (1 - ab))
     expected = const + weight * ((eps - eps_hat) ** 2).sum((1, 2))
-    torch.testing.assert_close(dl.vlb_term(eps_hat, x0, x_t, t, sched, sigma=sigma), expected)
+    torch.testing.assert_close(dl.vlb_term(eps_hat, x0, x_t, t, sched, variance=sigma), expected)
 
 
 def test_true_noise_makes_the_model_mean_the_posterior_mean():
@@ -124,10 +124,10 @@ def test_decoder_nll_uses_the_model_mean_and_chosen_variance():
     x_1 = dl.q_sample(x0, 1, eps, sched)
     mean = dl.x0_from_eps(eps, 1, x_1, sched)  # mu_theta(x_1, 1) is x0_hat
     for sigma, var in [("beta", sched.betas[1]), ("beta_tilde", sched.beta_tilde[2])]:
-        cont = dl.decoder_nll(eps, x0, x_1, sched, sigma=sigma, bins=None)
+        cont = dl.decoder_nll(eps, x0, x_1, sched, variance=sigma, bins=None)
         expected = (0.5 * torch.log(2 * math.pi * var) + (x0 - mean) ** 2 / (2 * var)).sum(1)
         torch.testing.assert_close(cont, expected)
-        disc = dl.decoder_nll(eps, x0, x_1, sched, sigma=sigma)
+        disc = dl.decoder_nll(eps, x0, x_1, sched, variance=sigma)
         expected = -dl.discretized_gaussian_log_prob(x0, mean, var.expand_as(x0)).sum(1)
         torch.testing.assert_close(disc, expected)
         assert bool((disc >= 0).all())
@@ -143,10 +143,10 @@ def test_bound_is_tight_for_standard_normal_data_with_sigma_beta():
     x0 = torch.randn(B, D, generator=g, dtype=torch.float64)
     entropy = 0.5 * math.log(2 * math.pi * math.e)  # nats per dimension
     model = gaussian_oracle(sched)
-    bpd = dl.bits_per_dim(model, x0, sched, sigma="beta", bins=None, generator=g)
+    bpd = dl.bits_per_dim(model, x0, sched, variance="beta", bins=None, generator=g)
     nats = bpd * math.log(2)
     assert abs(float(nats.mean()) - entropy) < 5 * float(nats.std()) / math.sqrt(B)
-    loose = dl.bits_per_dim(model, x0, sched, sigma="beta_tilde", bins=None, generator=g) * math.log(2)
+    loose = dl.bits_per_dim(model, x0, sched, variance="beta_tilde", bins=None, generator=g) * math.log(2)
     assert float(loose.mean()) - entropy > 10 * float(loose.std()) / math.sqrt(B)
 
 
@@ -178,8 +178,8 @@ def test_uniform_t_estimate_is_unbiased_and_full_sum_adds_the_terms():
 @pytest.mark.parametrize("call,exc,match", [
     (lambda s, x: dl.vlb_term(x, x, x, 1, s), ValueError, "decoder_nll"),
     (lambda s, x: dl.vlb_term(x, x, x[:1], 2, s), ValueError, "same shape"),
-    (lambda s, x: dl.vlb_term(x, x, x, 2, s, sigma="large"), ValueError, "sigma must be one of"),
-    (lambda s, x: dl.decoder_nll(x, x, x, s, sigma="small"), ValueError, "sigma must be one of"),
+    (lambda s, x: dl.vlb_term(x, x, x, 2, s, variance="large"), ValueError, "variance must be one of"),
+    (lambda s, x: dl.decoder_nll(x, x, x, s, variance="small"), ValueError, "variance must be one of"),
     (lambda s, x: dl.decoder_nll(x, 3 * x, x, s), ValueError, r"x0 must lie in \[-1, 1\]"),
     (lambda s, x: dl.gaussian_kl(x, -x, x, x), ValueError, "var1 must be > 0"),
     (lambda s, x: dl.gaussian_kl(x, x, x, torch.ones(4)), ValueError, "must broadcast"),

@@ -4,6 +4,7 @@ A real run, not a mock: a fresh virtual environment that sees this project's dep
 (torch, IPython, ...) through a path file but NOT diffusion_lite; IPython runs the chapter's
 first cell there, with the repository URL replaced by this checkout (no internet in CI).
 """
+import importlib.util
 import json
 import subprocess
 import sys
@@ -14,7 +15,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REPO_URL = "git+https://github.com/diffusion-lite/diffusion-lite"
+_spec = importlib.util.spec_from_file_location("repo_url", ROOT / "tools" / "repo_url.py")
+repo_url = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(repo_url)
+REPO_URL = "git+" + repo_url.repository_url()  # the one setting: `repository: url:` in _config.yml
 FIRST_CELLS = {p.name: "".join(json.loads(p.read_text())["cells"][0]["source"])
                for p in sorted((ROOT / "notebooks").glob("*.ipynb"))}
 
@@ -22,7 +26,17 @@ FIRST_CELLS = {p.name: "".join(json.loads(p.read_text())["cells"][0]["source"])
 def test_every_chapter_has_the_same_install_cell():
     assert FIRST_CELLS, "no notebooks found"
     assert len(set(FIRST_CELLS.values())) == 1, "the first cells differ between chapters"
-    assert REPO_URL in next(iter(FIRST_CELLS.values()))
+    assert REPO_URL in next(iter(FIRST_CELLS.values())), "run `make repo-url`: the cells differ from _config.yml"
+
+
+def test_repository_url_is_read_from_the_config(tmp_path):
+    config = tmp_path / "_config.yml"
+    config.write_text("title: x\nrepository:\n  branch: main\n  url: https://github.com/someone/fork/\n"
+                      "launch_buttons:\n  url: https://wrong.example\n")
+    assert repo_url.repository_url(config) == "https://github.com/someone/fork"
+    config.write_text("title: x\n")
+    with pytest.raises(SystemExit, match="no 'repository: url:'"):
+        repo_url.repository_url(config)
 
 
 def test_first_cell_installs_when_missing_and_is_a_no_op_when_present(tmp_path):

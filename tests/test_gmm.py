@@ -6,18 +6,10 @@ import torch
 from scipy.stats import multivariate_normal
 
 import diffusion_lite as dl
-from diffusion_lite.gmm import GaussianMixture
+from diffusion_lite.oracles.gmm import GaussianMixture
 
 SCHED = dl.Schedule.linear()
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: thread start-up dominates and the machine is shared, so use one thread here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _mixture() -> GaussianMixture:

@@ -5,8 +5,8 @@ import pytest
 import scipy.linalg
 import torch
 
-from diffusion_lite.classifier import JudgeConfig, MNISTJudge
-from diffusion_lite.metrics import (KID, classifier_fid, classifier_kid, feature_stats, fid_from_features,
+from diffusion_lite.eval.judge import JudgeConfig, MNISTJudge
+from diffusion_lite.eval.metrics import (KID, classifier_fid, classifier_kid, feature_stats, fid_from_features,
                                     frechet_distance, judge_features, kid)
 
 

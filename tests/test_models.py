@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from diffusion_lite.embeddings import timestep_embedding
-from diffusion_lite.mlp import MLPConfig, MLPDenoiser
-from diffusion_lite.unet import UNet, UNetConfig, count_parameters, unet_block_report
+from diffusion_lite.nets.embeddings import timestep_embedding
+from diffusion_lite.nets.mlp import MLPConfig, MLPDenoiser
+from diffusion_lite import UNet, UNetConfig, count_parameters, unet_block_report
 
 TINY = dict(base_channels=8, channel_mults=(1, 2, 2), attention_levels=(2,), attention_heads=2)
 COND_KINDS = {
@@ -16,14 +16,6 @@ COND_KINDS = {
     "vector": ({"cond_dim": 6}, lambda B: torch.randn(B, 6)),          # one token, (B, cond_dim)
 }
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_unet(**kwargs) -> UNet:

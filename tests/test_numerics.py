@@ -16,20 +16,13 @@ import pytest
 import torch
 
 import diffusion_lite as dl
-from diffusion_lite.schedules import MAX_BETA
+from diffusion_lite.core.schedules import MAX_BETA
 
 KINDS = ("linear", "cosine", "sigmoid")
 SCHEDULES = {(kind, T): dl.Schedule.named(kind, T=T) for kind in KINDS for T in (1, 2, 1000)}
 DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 GMM = dl.GaussianMixture.isotropic([[-1.0, 0.5], [1.0, -0.5]], 0.3)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def data(dtype, seed: int, n: int = 4, d: int = 3) -> torch.Tensor:
@@ -131,14 +124,14 @@ def test_steps_are_finite_over_every_timestep(key, dtype):
     t = torch.arange(1, T + 1)
     x_t, eps_hat = data(dtype, 6, n=T, d=2), data(dtype, 7, n=T, d=2)
     for sigma in ("beta_tilde", "beta"):
-        out = dl.ddpm_step(eps_hat, t, x_t, s, sigma=sigma, generator=g)
+        out = dl.ddpm_step(eps_hat, t, x_t, s, variance=sigma, generator=g)
         assert_ok(out.x_prev, dtype, f"ddpm_step sigma={sigma}")
         assert_ok(out.x0_hat, dtype, "ddpm_step x0_hat")
     for eta in (0.0, 0.5, 1.0):
         for t_prev in (t - 1, torch.zeros_like(t)):
             out = dl.ddim_step(eps_hat, t, t_prev, x_t, s, eta=eta, generator=g)
             assert_ok(out.x_prev, dtype, f"ddim_step eta={eta}")
-        assert torch.isfinite(dl.ddim_sigma(t, t - 1, s, eta)).all()
+        assert torch.isfinite(dl.ddim_variance(t, t - 1, s, eta)).all()
     # landing on t = 0: DDIM returns x0_hat itself, DDPM's last step (t = 1) adds no noise
     last = dl.ddim_step(eps_hat, t, torch.zeros_like(t), x_t, s, eta=1.0, generator=g)
     torch.testing.assert_close(last.x_prev, last.x0_hat)
@@ -149,7 +142,7 @@ def test_steps_are_finite_over_every_timestep(key, dtype):
 # ------------------------------------------------------------------------------------ whole samplers, T = 1 and 2
 SAMPLERS = {
     "ddpm": lambda m, s, x: dl.sample_ddpm(m, s, x, generator=torch.Generator().manual_seed(0)),
-    "ddpm_beta": lambda m, s, x: dl.sample_ddpm(m, s, x, sigma="beta", generator=torch.Generator().manual_seed(0)),
+    "ddpm_beta": lambda m, s, x: dl.sample_ddpm(m, s, x, variance="beta", generator=torch.Generator().manual_seed(0)),
     "ddim": lambda m, s, x: dl.sample_ddim(m, s, x, s.T),
     "ddim_eta_1": lambda m, s, x: dl.sample_ddim(m, s, x, s.T, eta=1.0, generator=torch.Generator().manual_seed(0)),
     "euler": lambda m, s, x: dl.sample_euler(m, s, x, s.T),

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import diffusion_lite as dl
-from diffusion_lite import recipes
-from diffusion_lite.data import ImageDataset
+from diffusion_lite.training import recipes
+from diffusion_lite.data.datasets import ImageDataset
 
 
 @pytest.fixture(autouse=True)

@@ -10,25 +10,17 @@ import pytest
 import torch
 
 import diffusion_lite as dl
-from diffusion_lite.gmm import GaussianMixture
-from diffusion_lite.inversion import ddim_invert, slerp
-from diffusion_lite.langevin import annealed_langevin, langevin
-from diffusion_lite.ode_samplers import sample_dpm_solver_pp_2m, sample_euler, sample_heun
-from diffusion_lite.samplers import (ddim_sigma, ddim_step, ddpm_step, respace, sample_ddim, sample_ddpm,
-                                     timesteps)
+from diffusion_lite.oracles.gmm import GaussianMixture
+from diffusion_lite.sampling.inversion import ddim_invert, slerp
+from diffusion_lite.sampling.langevin import annealed_langevin, langevin
+from diffusion_lite.sampling.ode import sample_dpm_solver_pp_2m, sample_euler, sample_heun
+from diffusion_lite import (ddim_step, ddim_variance, ddpm_step, respace, sample_ddim, sample_ddpm,
+                            timesteps)
 
 SCHED = dl.Schedule.linear()  # Ho et al.: T = 1000, beta from 1e-4 to 0.02
 SHORT = dl.Schedule.linear(T=100, beta_1=1e-3, beta_T=0.2)  # a cheap schedule for Monte Carlo tests
 GAUSS = GaussianMixture.single([1.0, -0.5], [[0.5, 0.2], [0.2, 0.3]])
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: thread start-up dominates and the machine is shared, so use one thread here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -84,12 +76,12 @@ def test_timesteps_reject_bad_arguments():
 
 
 # ------------------------------------------------------------------------------------ single steps
-def test_ddim_sigma_with_eta_one_is_beta_tilde():
+def test_ddim_variance_with_eta_one_is_beta_tilde():
     """eq-ddim-sigma: eta = 1 on consecutive steps gives the DDPM posterior variance exactly."""
     for sched in (SCHED, dl.Schedule.cosine()):
         t = torch.arange(1, sched.T + 1)
-        torch.testing.assert_close(ddim_sigma(t, t - 1, sched, 1.0) ** 2, sched.beta_tilde[1:], rtol=1e-12, atol=0)
-        assert float(ddim_sigma(t, t - 1, sched, 0.0).abs().max()) == 0.0
+        torch.testing.assert_close(ddim_variance(t, t - 1, sched, 1.0), sched.beta_tilde[1:], rtol=1e-12, atol=0)
+        assert float(ddim_variance(t, t - 1, sched, 0.0).abs().max()) == 0.0
 
 
 def test_step_argument_checks():
@@ -102,8 +94,8 @@ def test_step_argument_checks():
         ddim_step(torch.zeros(4, 3), 10, 5, x, SCHED)
     with pytest.raises(ValueError, match="t has 3 timesteps but x_t has batch size 4"):
         ddpm_step(x, torch.tensor([5, 6, 7]), x, SCHED)
-    with pytest.raises(ValueError, match="sigma must be one of"):
-        ddpm_step(x, 5, x, SCHED, sigma="learned")
+    with pytest.raises(ValueError, match="variance must be one of"):
+        ddpm_step(x, 5, x, SCHED, variance="learned")
     with pytest.raises(ValueError, match=r"t must lie in \[1, 1000\]"):
         ddpm_step(x, 0, x, SCHED)
     with pytest.raises(ValueError, match="must return a tensor shaped like x_t"):
@@ -290,7 +282,7 @@ def test_ddim_eta_one_on_the_full_schedule_is_ddpm():
     torch.testing.assert_close(ddim.x0, ddpm.x0, rtol=1e-9, atol=1e-9)
     assert ddpm.nfe == ddim.nfe == SHORT.T
     assert _mc_close(ddpm.x0, *_ddpm_chain_moments(SHORT, "beta_tilde"))
-    fewer = sample_ddpm(oracle, SHORT, x_T[:4000], steps=25, sigma="beta", generator=_gen(8))
+    fewer = sample_ddpm(oracle, SHORT, x_T[:4000], steps=25, variance="beta", generator=_gen(8))
     assert fewer.nfe == 25 and bool(torch.isfinite(fewer.x0).all())
 
 

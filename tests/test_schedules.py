@@ -25,7 +25,7 @@ def test_structure(name, T):
 def test_alpha_bar_strictly_decreasing_and_betas_bounded(name):
     s = dl.Schedule.named(name, 1000)
     assert (s.alpha_bar[1:] < s.alpha_bar[:-1]).all()
-    assert (s.betas[1:] > 0).all() and (s.betas <= dl.schedules.MAX_BETA).all()
+    assert (s.betas[1:] > 0).all() and (s.betas <= dl.core.schedules.MAX_BETA).all()
     assert (s.log_snr[2:] < s.log_snr[1:-1]).all()  # log-SNR decreases with t
 
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from diffusion_lite import toy
+from diffusion_lite.data import toy
 
 SAMPLERS = [toy.swiss_roll, toy.moons, toy.checkerboard, toy.rings]
 

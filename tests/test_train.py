@@ -4,21 +4,14 @@ import torch
 from torch import nn
 
 from diffusion_lite.checkpoint import load_checkpoint
-from diffusion_lite.mlp import MLPConfig, MLPDenoiser
-from diffusion_lite.schedules import Schedule
-from diffusion_lite.train import TrainConfig, learning_rate, loss_weight, train, update_ema
-from diffusion_lite.unet import UNet, UNetConfig
+from diffusion_lite.nets.mlp import MLPConfig, MLPDenoiser
+from diffusion_lite.core.schedules import Schedule
+from diffusion_lite.training.train import TrainConfig, learning_rate, loss_weight, train, update_ema
+from diffusion_lite import UNet, UNetConfig
 
 SCHED = Schedule.linear(T=100, beta_1=1e-3, beta_T=0.2)
 TOY = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]]).repeat(16, 1)  # (64, 2): 4 points
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def mlp(seed=0) -> MLPDenoiser:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_int, check_on_device, check_tensor
+from .._checks import check_int, check_on_device, check_tensor
 from .embeddings import TimeEmbedding, check_model_timesteps
 
 

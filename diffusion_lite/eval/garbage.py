@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_int, check_tensor
+from .._checks import check_int, check_tensor
 
 GARBAGE_KINDS = ("gaussian", "uniform", "blank", "smooth_noise", "blur", "shuffle", "mix",
                  "blobs", "strokes", "noisy_digit")
@@ -171,11 +171,11 @@ def garbage(n: int, real_images: Tensor, generator: torch.Generator, *, kinds=GA
     if w.shape != (len(kinds),) or bool((w < 0).any()) or float(w.sum()) <= 0:
         raise ValueError(f"weights must be {len(kinds)} non-negative numbers with a positive sum, "
                          f"got {weights}")
-    return _garbage(n, real_images, generator, kinds, w, labels)
+    return draw_garbage(n, real_images, generator, kinds, w, labels)
 
 
-def _garbage(n, real_images, generator, kinds, w, labels):
-    """garbage() without the argument checks (the training loop calls it every step)."""
+def draw_garbage(n, real_images, generator, kinds, w, labels):
+    """garbage() without the argument checks, for a caller that checked them once (the judge's training loop)."""
     which = torch.multinomial(w.float().to(generator.device), n, replacement=True, generator=generator)
     out = torch.empty(n, 1, 28, 28, device=real_images.device, dtype=real_images.dtype)
     for k, name in enumerate(kinds):

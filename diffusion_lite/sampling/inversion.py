@@ -13,9 +13,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._checks import check_float, check_same, check_tensor
-from .samplers import Model, _as, _eval, _progress, _record, _stack, _start
-from .schedules import Schedule
+from .._checks import check_float, check_same, check_tensor
+from ..core.schedules import Schedule
+from .base import Model, call_model, coef, progress_bar, record, stack, start
 
 
 class InversionOutput(NamedTuple):
@@ -27,7 +27,7 @@ class InversionOutput(NamedTuple):
 
 
 def ddim_invert(model: Model, sched: Schedule, x0: Tensor, steps: int | Tensor = 50, spacing: str = "trailing",
-                return_trajectory: bool = False, progress: bool = False) -> InversionOutput:
+                cond=None, return_trajectory: bool = False, progress: bool = False) -> InversionOutput:
     """Run deterministic DDIM backwards, x0 -> x_T, visiting the timesteps sample_ddim visits.
 
     From t_cur to the next larger t_next, with eps_hat = model(x_{t_cur}, t_next) (the noise at
@@ -35,17 +35,17 @@ def ddim_invert(model: Model, sched: Schedule, x0: Tensor, steps: int | Tensor =
     x_{t_next} = sqrt(alpha_bar_next) x0_hat + sqrt(1 - alpha_bar_next) eps_hat   (eq-ddim-inversion)
     """
     check_tensor("x0", x0)
-    x, ts = _start(model, sched, x0, steps, spacing, None)
+    x, ts = start(model, sched, x0, steps, spacing, None)
     ts = ts.flip(0).tolist()
     traj, nfe = [x] if return_trajectory else None, 0
-    for t_cur, t_next in _progress(zip([0] + ts[:-1], ts), len(ts), progress, "DDIM inversion"):
-        eps_hat = _eval(model, x, t_next)
+    for t_cur, t_next in progress_bar(zip([0] + ts[:-1], ts), len(ts), progress, "DDIM inversion"):
+        eps_hat = call_model(model, x, t_next, cond)
         nfe += 1
         ab_cur, ab_next = sched.alpha_bar[t_cur], sched.alpha_bar[t_next]
-        x0_hat = (x - _as((1.0 - ab_cur).sqrt(), x) * eps_hat) / _as(ab_cur.sqrt(), x)  # eq-x0-from-eps
-        x = _as(ab_next.sqrt(), x) * x0_hat + _as((1.0 - ab_next).sqrt(), x) * eps_hat
-        _record(traj, x)
-    return InversionOutput(x, nfe, _stack(traj))
+        x0_hat = (x - coef((1.0 - ab_cur).sqrt(), x) * eps_hat) / coef(ab_cur.sqrt(), x)  # eq-x0-from-eps
+        x = coef(ab_next.sqrt(), x) * x0_hat + coef((1.0 - ab_next).sqrt(), x) * eps_hat
+        record(traj, x)
+    return InversionOutput(x, nfe, stack(traj))
 
 
 def slerp(z0: Tensor, z1: Tensor, alpha: float) -> Tensor:

@@ -25,8 +25,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ._checks import check_float, check_generator, check_int, check_tensor
-from .samplers import SampleOutput, _progress, _record, _stack
+from .._checks import check_float, check_generator, check_int, check_tensor
+from .base import SampleOutput, progress_bar, record, stack
 
 
 def _score(score_fn: Callable, x: Tensor, *args) -> Tensor:
@@ -51,11 +51,11 @@ def langevin(score_fn: Callable[[Tensor], Tensor], x: Tensor, step_size: float, 
     n_steps = check_int("n_steps", n_steps, low=1)
     check_generator("generator", generator, x.device)
     traj = [x] if return_trajectory else None
-    for _ in _progress(range(n_steps), n_steps, progress, "Langevin"):
+    for _ in progress_bar(range(n_steps), n_steps, progress, "Langevin"):
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         x = x + 0.5 * step_size * _score(score_fn, x) + math.sqrt(step_size) * z  # eq-langevin
-        _record(traj, x)
-    return SampleOutput(x, n_steps, _stack(traj))
+        record(traj, x)
+    return SampleOutput(x, n_steps, stack(traj))
 
 
 def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x: Tensor, sigmas, steps_per_level: int,
@@ -83,15 +83,15 @@ def annealed_langevin(score_fn: Callable[[Tensor, float], Tensor], x: Tensor, si
     eps_step = check_float("eps_step", eps_step, low=0.0, low_open=True)
     check_generator("generator", generator, x.device)
     traj, nfe = [x] if return_trajectory else None, 0
-    for sigma in _progress(sigmas, len(sigmas), progress, "annealed Langevin"):
+    for sigma in progress_bar(sigmas, len(sigmas), progress, "annealed Langevin"):
         delta = eps_step * sigma**2 / sigmas[-1] ** 2  # step size for this level
         for _ in range(steps_per_level):
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x = x + 0.5 * delta * _score(score_fn, x, sigma) + math.sqrt(delta) * z  # eq-langevin
             nfe += 1
-            _record(traj, x)
+            record(traj, x)
     if denoise:
         x = x + sigmas[-1] ** 2 * _score(score_fn, x, sigmas[-1])  # eq-tweedie
         nfe += 1
-        _record(traj, x)
-    return SampleOutput(x, nfe, _stack(traj))
+        record(traj, x)
+    return SampleOutput(x, nfe, stack(traj))

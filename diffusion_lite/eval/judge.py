@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ._checks import check_float, check_int, check_tensor
-from .checkpoint import cached_model
-from .data import load_dataset
-from .garbage import GARBAGE_KINDS, _garbage, garbage  # noqa: F401 (garbage: re-exported)
+from .._checks import check_float, check_int, check_tensor
+from ..checkpoint import cached_model
+from ..data.datasets import load_dataset
+from .garbage import GARBAGE_KINDS, draw_garbage, garbage  # noqa: F401 (garbage: re-exported)
 
 REJECT = 10  # index of the "not a digit" class
 
@@ -145,7 +145,7 @@ def train_judge(images: Tensor, labels: Tensor, config: JudgeConfig = JudgeConfi
         idx = torch.randint(len(images), (config.batch - n_bad,), generator=g, device=device)
         x, y = images[idx], labels[idx]
         if n_bad:
-            bad = _garbage(n_bad, images, g, GARBAGE_KINDS, weights, labels)
+            bad = draw_garbage(n_bad, images, g, GARBAGE_KINDS, weights, labels)
             x = torch.cat([x, bad])
             y = torch.cat([y, torch.full((n_bad,), REJECT, device=device, dtype=y.dtype)])
         logits = model(random_shift(x, config.max_shift, g))

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_float, check_int
+from .._checks import check_float, check_int
 
 
 def check_model_timesteps(t, batch: int, like: Tensor) -> Tensor:
@@ -69,6 +69,10 @@ class TimeEmbedding(nn.Module):
 
     def __init__(self, sinusoid_dim: int, out_dim: int):
         super().__init__()
+        check_int("sinusoid_dim", sinusoid_dim, low=2)
+        if sinusoid_dim % 2:
+            raise ValueError(f"sinusoid_dim must be even (sine and cosine pairs), got {sinusoid_dim}")
+        check_int("out_dim", out_dim, low=1)
         self.sinusoid_dim = sinusoid_dim
         self.mlp = nn.Sequential(nn.Linear(sinusoid_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
 

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from ._checks import check_float, check_int, check_on_device, check_tensor
+from .._checks import check_float, check_int, check_on_device, check_tensor
+from .attention import AttentionBlock
 from .embeddings import TimeEmbedding, check_model_timesteps
 
 
@@ -101,6 +101,12 @@ class ResBlock(nn.Module):
 
     def __init__(self, ch_in: int, ch_out: int, emb_dim: int, groups: int, dropout: float):
         super().__init__()
+        for name, value in (("ch_in", ch_in), ("ch_out", ch_out), ("emb_dim", emb_dim), ("groups", groups)):
+            check_int(name, value, low=1)
+        for name, value in (("ch_in", ch_in), ("ch_out", ch_out)):
+            if value % groups:
+                raise ValueError(f"{name} ({value}) must be a multiple of groups ({groups}) for GroupNorm")
+        check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
         self.norm1 = nn.GroupNorm(groups, ch_in)
         self.conv1 = nn.Conv2d(ch_in, ch_out, 3, padding=1)
         self.film = nn.Linear(emb_dim, 2 * ch_out)  # emb -> (scale, shift)
@@ -116,44 +122,6 @@ class ResBlock(nn.Module):
         h = self.norm2(h) * (1 + scale) + shift
         h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
-
-
-class AttentionBlock(nn.Module):
-    """Self-attention over the H*W positions, then (if cond_dim) cross-attention to a context."""
-
-    def __init__(self, channels: int, heads: int, groups: int, cond_dim: int | None = None):
-        super().__init__()
-        self.heads = heads
-        self.norm = nn.GroupNorm(groups, channels)
-        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
-        self.proj = nn.Conv2d(channels, channels, 1)
-        self.cross = cond_dim is not None
-        if self.cross:
-            self.norm_cross = nn.GroupNorm(groups, channels)
-            self.q_cross = nn.Linear(channels, channels)
-            self.kv_cross = nn.Linear(cond_dim, 2 * channels)  # keys and values come from the context
-            self.proj_cross = nn.Linear(channels, channels)
-
-    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """softmax(q k^T / sqrt(d)) v per head (eq-attention; Vaswani et al. 2017, Eq. 1).
-        q: (B, N, C), k and v: (B, L, C) -> (B, N, C)."""
-        B, N, C = q.shape
-        q, k, v = (z.reshape(B, z.shape[1], self.heads, C // self.heads).transpose(1, 2)
-                   for z in (q, k, v))  # (B, heads, N or L, C / heads)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, C / heads)
-        return out.transpose(1, 2).reshape(B, N, C)
-
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        B, C, H, W = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).transpose(2, 3).unbind(1)  # (B, HW, C) each
-        h = self.attend(q, k, v)  # (B, HW, C)
-        x = x + self.proj(h.transpose(1, 2).reshape(B, C, H, W))
-        if self.cross:
-            q = self.q_cross(self.norm_cross(x).reshape(B, C, H * W).transpose(1, 2))  # (B, HW, C)
-            k, v = self.kv_cross(context).chunk(2, dim=-1)  # (B, L, C) each
-            h = self.proj_cross(self.attend(q, k, v))  # (B, HW, C)
-            x = x + h.transpose(1, 2).reshape(B, C, H, W)
-        return x
 
 
 class Downsample(nn.Module):
@@ -332,57 +300,3 @@ class UNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------------- accounting
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of scalar parameters (all, or only those with requires_grad)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def _blocks(module: nn.Module, prefix: str = ""):
-    """(name, module) of the U-Net's building blocks: children, with ModuleLists opened."""
-    for name, child in module.named_children():
-        if isinstance(child, nn.ModuleList):
-            yield from _blocks(child, f"{prefix}{name}.")
-        else:
-            yield f"{prefix}{name}", child
-
-
-@torch.no_grad()
-def unet_block_report(model: UNet, x_shape: tuple[int, ...], cond: Tensor | None = None) -> list[dict]:
-    """Per block, in execution order: output shape, parameters and FLOPs of one forward pass.
-
-    FLOPs are counted by torch.utils.flop_counter (2 per multiply-add, matmuls and convolutions
-    only) for a batch of shape x_shape. The last row is the total of the whole model.
-    """
-    if not isinstance(model, UNet):
-        raise TypeError(f"model must be a UNet, got {type(model).__name__}")
-    if not isinstance(x_shape, (tuple, list, torch.Size)) or not all(
-            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in x_shape):
-        raise TypeError(f"x_shape must be a tuple of positive ints such as (1, 1, 28, 28), got {x_shape!r}")
-    p = next(model.parameters())
-    x_t = torch.zeros(x_shape, dtype=p.dtype, device=p.device)
-    blocks = dict(_blocks(model))
-    order, shapes = [], {}
-
-    def hook(name):
-        def record(_module, _inputs, output):
-            order.append(name)
-            shapes[name] = tuple(output.shape)
-        return record
-
-    handles = [m.register_forward_hook(hook(name)) for name, m in blocks.items()]
-    try:
-        with FlopCounterMode(display=False) as counter:
-            model(x_t, 1, cond)
-    finally:
-        for h in handles:
-            h.remove()
-    flops = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
-    root = type(model).__name__
-    rows = [{"block": name, "type": type(blocks[name]).__name__, "output": shapes[name],
-             "params": count_parameters(blocks[name]), "flops": flops.get(f"{root}.{name}", 0)}
-            for name in order]
-    rows.append({"block": "total", "type": root, "output": tuple(x_shape),
-                 "params": count_parameters(model), "flops": counter.get_total_flops()})
-    return rows

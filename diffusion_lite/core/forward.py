@@ -11,14 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_same, check_tensor, check_timesteps
-from .schedules import Schedule, gather
-
-
-def _check_schedule(sched) -> Schedule:
-    if not isinstance(sched, Schedule):
-        raise TypeError(f"sched must be a diffusion_lite.Schedule, got {type(sched).__name__}")
-    return sched
+from .._checks import check_same, check_tensor, check_timesteps
+from .schedules import Schedule, check_schedule, gather
 
 
 def q_step(x_prev: Tensor, t, eps: Tensor, sched: Schedule) -> Tensor:
@@ -26,7 +20,7 @@ def q_step(x_prev: Tensor, t, eps: Tensor, sched: Schedule) -> Tensor:
 
     eq-q-step (Ho et al. 2020, Eq. 2). t in [1, T].
     """
-    _check_schedule(sched)
+    check_schedule(sched)
     check_tensor("x_prev", x_prev)
     check_tensor("eps", eps)
     check_same("x_prev", x_prev, "eps", eps)
@@ -39,7 +33,7 @@ def q_sample(x0: Tensor, t, eps: Tensor, sched: Schedule) -> Tensor:
 
     eq-q-sample (Ho et al. 2020, Eq. 4). t in [0, T]; t = 0 returns x0.
     """
-    _check_schedule(sched)
+    check_schedule(sched)
     check_tensor("x0", x0)
     check_tensor("eps", eps)
     check_same("x0", x0, "eps", eps)
@@ -55,7 +49,7 @@ def q_posterior(x0: Tensor, x_t: Tensor, t, sched: Schedule) -> tuple[Tensor, Te
     beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) * beta_t               (eq-posterior-var)
     (Ho et al. 2020, Eqs. 6-7). The variance is returned shaped to broadcast over x_t.
     """
-    _check_schedule(sched)
+    check_schedule(sched)
     check_tensor("x0", x0)
     check_tensor("x_t", x_t)
     check_same("x0", x0, "x_t", x_t)

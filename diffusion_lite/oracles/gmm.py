@@ -24,9 +24,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._checks import check_float, check_int, check_tensor, check_timesteps
-from .forward import _check_schedule
-from .schedules import Schedule
+from .._checks import check_float, check_int, check_tensor, check_timesteps
+from ..core.schedules import Schedule, check_schedule
 
 
 class MixturePosterior(NamedTuple):
@@ -190,7 +189,7 @@ class GaussianMixture:
 
     def oracle(self, sched: Schedule) -> "MixtureOracle":
         """The exact optimal eps predictor as a model: oracle(x_t, t) -> E[eps | x_t]."""
-        return MixtureOracle(self, _check_schedule(sched))
+        return MixtureOracle(self, check_schedule(sched))
 
     def bayes_floor(self, sched: Schedule, n: int, generator: torch.Generator | None = None,
                     reduction: str = "mean") -> Estimate:
@@ -204,7 +203,7 @@ class GaussianMixture:
         m_k = s_t C_k^{-1}(x_t - a_t mu_k) and Cov_k = I - s_t^2 C_k^{-1}.
         reduction="mean" divides by D (as F.mse_loss does), "sum" gives the squared norm.
         """
-        _check_schedule(sched)
+        check_schedule(sched)
         n = check_int("n", n, low=2)
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
@@ -273,7 +272,7 @@ class MixtureOracle:
     def __post_init__(self):
         if not isinstance(self.gmm, GaussianMixture):
             raise TypeError(f"gmm must be a GaussianMixture, got {type(self.gmm).__name__}")
-        _check_schedule(self.sched)
+        check_schedule(self.sched)
 
     def __call__(self, x_t: Tensor, t) -> Tensor:
         """x_t (B, D), t an int or (B,) long tensor in [0, T] -> eps_hat (B, D) in x_t's dtype."""

@@ -13,11 +13,10 @@ Profiles (GUIDE, section 6 has the measured CPU speeds the sizes come from):
 - smoke: a ~57k-parameter U-Net and 40 steps on the test split. Proves the code path in seconds;
   it cannot draw digits.
 - cpu:   the laptop baseline: a 0.55M-parameter U-Net (16-32-64 channels, one residual block per
-  level, attention at 7x7), 5,000 steps of batch 32, lr 2e-3 with a cosine decay, channels_last
-  (9.3 minutes on 2 cores). Measured on the 10k test split: 74.0 % of 512 DDPM-1000 samples are
-  confident digits, all ten present (benchmarks/results/mnist_recipe_cpu.md), short of the 80 %
-  aimed at. 8,000 steps of batch 64 (about 30 minutes) reach 83.0 % on the same noise; the
-  variants tried are in mnist_recipe_trials.md.
+  level, attention at 7x7), 5,000 steps of batch 32, lr 2e-3 with a cosine decay, channels_last,
+  sized for about 10 minutes of training on 2 cores. What it reaches, and the variants tried, are
+  measured by benchmarks/mnist_recipe.py and mnist_recipe_trials.py; their results live in
+  benchmarks/results/ (mnist_recipe_cpu.md, mnist_recipe_trials.md), not here.
 - gpu:   a 5.3M-parameter U-Net (64-128-128), 20,000 steps of batch 128, bf16 autocast.
 cpu and gpu train on the 60k train split; when its files are absent and cannot be downloaded they
 fall back to the 10k test split, say so, and record the split used in the key and the recipe.
@@ -32,16 +31,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._checks import check_int
+from .._checks import check_int
 
-from .checkpoint import cache_path, load_checkpoint, load_weights
-from .classifier import JudgeConfig, MNISTJudge, load_or_train_judge
-from .data import ImageDataset, data_root, load_dataset
-from .download import DatasetNotFoundError
-from .profiles import PROFILES, device as default_device, profile as active_profile
-from .schedules import Schedule
+from ..checkpoint import cache_path, load_checkpoint, load_weights
+from ..eval.judge import JudgeConfig, MNISTJudge, load_or_train_judge
+from ..data.datasets import ImageDataset, data_root, load_dataset
+from ..data.download import DatasetNotFoundError
+from ..profiles import PROFILES, device as default_device, profile as active_profile
+from ..core.schedules import Schedule
 from .train import TrainConfig, TrainResult, train
-from .unet import UNet, UNetConfig
+from ..nets.unet import UNet, UNetConfig
 
 
 @dataclass(frozen=True)

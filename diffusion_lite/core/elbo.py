@@ -8,15 +8,15 @@ Sohl-Dickstein et al. 2015):
     L_{t-1} = E_q KL(q(x_{t-1} | x_t, x0) || p_theta(x_{t-1} | x_t)),  t >= 2   vlb_term
     L_0     = -E_q log p_theta(x0 | x_1)                                    decoder_nll
 
-with p_theta(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I), mu_theta built from eps_hat
-(eq-ddpm-mean) and sigma_t^2 = beta_t or beta_tilde_t (eq-sigma-choices). Every term is in nats
+with p_theta(x_{t-1} | x_t) = N(mu_theta(x_t, t), Sigma_t I), mu_theta built from eps_hat
+(eq-ddpm-mean) and Sigma_t = beta_t or beta_tilde_t (eq-sigma-choices). Every term is in nats
 per sample (summed over all axes but the first, which is the batch). `bits_per_dim` adds them up.
 
 The decoder p_theta(x0 | x_1) is the discretised Gaussian of Ho et al. 2020 (Eq. 13) for 8-bit
 data scaled to [-1, 1] (bins=256), or a plain Gaussian density for continuous data (bins=None).
-Its variance sigma_1^2 is beta_tilde_2 for sigma="beta_tilde", because beta_tilde_1 = 0 would make
+Its variance Sigma_1 is beta_tilde_2 for variance="beta_tilde", because beta_tilde_1 = 0 would make
 the decoder a point mass (the "clipped" posterior variance of the reference code of Ho et al. 2020
-and Nichol & Dhariwal 2021, which uses beta_tilde_2 at t = 1 for both choices). For sigma="beta"
+and Nichol & Dhariwal 2021, which uses beta_tilde_2 at t = 1 for both choices). For variance="beta"
 it is beta_1, which keeps the bound exact for x0 ~ N(0, I) (book chapter 04).
 
 A model is called as model(x_t, t) -> eps_hat, with t a (B,) long tensor.
@@ -28,23 +28,14 @@ import math
 import torch
 from torch import Tensor
 
-from ._checks import check_int, check_same, check_tensor, check_timesteps
-from .forward import _check_schedule, q_posterior, q_sample
-from .schedules import Schedule, gather
-
-SIGMAS = ("beta_tilde", "beta")  # the two choices of sigma_t^2 (eq-sigma-choices)
-
+from .._checks import check_int, check_same, check_tensor, check_timesteps
+from .forward import q_posterior, q_sample
+from .reverse import VARIANCES, ddpm_mean, reverse_variance
+from .schedules import Schedule, check_schedule, gather
 
 def _per_sample(x: Tensor) -> Tensor:
     """Sum over every axis but the first: (B, ...) -> (B,)."""
     return x.reshape(x.shape[0], -1).sum(1)
-
-
-def _reverse_var(sigma: str, t, like: Tensor, sched: Schedule) -> Tensor:
-    """sigma_t^2 of p_theta(x_{t-1} | x_t): beta_t or beta_tilde_t (eq-sigma-choices)."""
-    if sigma not in SIGMAS:
-        raise ValueError(f"sigma must be one of {SIGMAS}, got {sigma!r}")
-    return gather(sched.betas if sigma == "beta" else sched.beta_tilde, t, like)
 
 
 def _check_broadcast(args: dict) -> None:
@@ -77,7 +68,7 @@ def gaussian_kl(mean1: Tensor, var1: Tensor, mean2: Tensor, var2: Tensor) -> Ten
 
 def prior_kl(x0: Tensor, sched: Schedule) -> Tensor:
     """L_T = KL(q(x_T | x0) || N(0, I)) per sample, in nats (no parameters, no sampling)."""
-    _check_schedule(sched)
+    check_schedule(sched)
     check_tensor("x0", x0)
     # coefficients in float64 before the cast: 1 - alpha_bar_T computed in bfloat16 can round to 0
     mean = gather(sched.alpha_bar.sqrt(), sched.T, x0) * x0  # eq-q-sample at t = T
@@ -85,32 +76,15 @@ def prior_kl(x0: Tensor, sched: Schedule) -> Tensor:
     return _per_sample(gaussian_kl(mean, var, torch.zeros_like(x0), torch.ones_like(x0)))
 
 
-def ddpm_mean(eps_hat: Tensor, t, x_t: Tensor, sched: Schedule) -> Tensor:
-    """Mean of p_theta(x_{t-1} | x_t) from a noise prediction; t in [1, T].
-
-    eq-ddpm-mean (Ho et al. 2020, Eq. 11):
-        mu_theta = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps_hat) / sqrt(alpha_t)
-    It is the posterior mean (eq-posterior-mean) with x0 replaced by x0_hat (eq-x0-from-eps).
-    """
-    _check_schedule(sched)
-    check_tensor("eps_hat", eps_hat)
-    check_tensor("x_t", x_t)
-    check_same("eps_hat", eps_hat, "x_t", x_t)
-    check_timesteps("t", t, sched.T, low=1)
-    # coefficients in float64 before the cast: 1 - alpha_bar_t ~ 1e-4 at t = 1 would lose digits in float32
-    coef_eps = (sched.betas / (1.0 - sched.alpha_bar).sqrt()).nan_to_num(0.0)  # index 0 is 0/0: no step
-    return (x_t - gather(coef_eps, t, x_t) * eps_hat) / gather(sched.alphas, t, x_t).sqrt()
-
-
 def vlb_term(eps_hat: Tensor, x0: Tensor, x_t: Tensor, t, sched: Schedule,
-             sigma: str = "beta_tilde") -> Tensor:
+             variance: str = "beta_tilde") -> Tensor:
     """L_{t-1} = KL(q(x_{t-1} | x_t, x0) || p_theta(x_{t-1} | x_t)) per sample, in nats; t in [2, T].
 
     eq-vlb-terms with eq-kl-gauss (Ho et al. 2020, Eq. 5). It equals the weighted noise error
-    C_t + beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)) * ||eps - eps_hat||^2 (eq-vlb-eps),
+    C_t + beta_t^2 / (2 Sigma_t alpha_t (1 - alpha_bar_t)) * ||eps - eps_hat||^2 (eq-vlb-eps),
     where C_t is the KL between the two variances. For t = 1 use decoder_nll.
     """
-    _check_schedule(sched)
+    check_schedule(sched)
     for name, value in (("eps_hat", eps_hat), ("x0", x0), ("x_t", x_t)):
         check_tensor(name, value)
     check_same("eps_hat", eps_hat, "x_t", x_t)
@@ -122,7 +96,7 @@ def vlb_term(eps_hat: Tensor, x0: Tensor, x_t: Tensor, t, sched: Schedule,
                          "the t = 1 term L_0 is decoder_nll") from None
     mean_q, var_q = q_posterior(x0, x_t, t, sched)  # eq-posterior
     mean_p = ddpm_mean(eps_hat, t, x_t, sched)      # eq-ddpm-mean
-    var_p = _reverse_var(sigma, t, x_t, sched)      # eq-sigma-choices
+    var_p = reverse_variance(variance, t, x_t, sched)      # eq-sigma-choices
     return _per_sample(gaussian_kl(mean_q, var_q.expand_as(x_t), mean_p, var_p.expand_as(x_t)))
 
 
@@ -160,25 +134,25 @@ def discretized_gaussian_log_prob(x0: Tensor, mean: Tensor, var: Tensor, bins: i
 
 
 def decoder_nll(eps_hat: Tensor, x0: Tensor, x_1: Tensor, sched: Schedule,
-                sigma: str = "beta_tilde", bins: int | None = 256) -> Tensor:
-    """L_0 = -log p_theta(x0 | x_1) per sample, in nats, decoder N(mu_theta(x_1, 1), sigma_1^2 I).
+                variance: str = "beta_tilde", bins: int | None = 256) -> Tensor:
+    """L_0 = -log p_theta(x0 | x_1) per sample, in nats, decoder N(mu_theta(x_1, 1), Sigma_1 I).
 
-    sigma_1^2 = beta_1 (sigma="beta") or beta_tilde_2 (sigma="beta_tilde": beta_tilde_1 = 0).
+    Sigma_1 = beta_1 (variance="beta") or beta_tilde_2 (variance="beta_tilde": beta_tilde_1 = 0).
     bins=256: 8-bit data in [-1, 1], discretised decoder (eq-vlb-terms; Ho et al. 2020, Eq. 13);
     L_0 is then minus a log-probability, so L_0 >= 0. bins=None: continuous data, Gaussian density.
     """
-    _check_schedule(sched)
+    check_schedule(sched)
     for name, value in (("eps_hat", eps_hat), ("x0", x0), ("x_1", x_1)):
         check_tensor(name, value)
     check_same("eps_hat", eps_hat, "x_1", x_1)
     check_same("x0", x0, "x_1", x_1)
-    if sigma not in SIGMAS:
-        raise ValueError(f"sigma must be one of {SIGMAS}, got {sigma!r}")
-    if sigma == "beta_tilde" and sched.T < 2:
-        raise ValueError("sigma='beta_tilde' sets the decoder variance to beta_tilde_2, which needs T >= 2; "
-                         f"got T={sched.T}: use sigma='beta'")
+    if variance not in VARIANCES:
+        raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
+    if variance == "beta_tilde" and sched.T < 2:
+        raise ValueError("variance='beta_tilde' sets the decoder variance to beta_tilde_2, which needs T >= 2; "
+                         f"got T={sched.T}: use variance='beta'")
     mean = ddpm_mean(eps_hat, 1, x_1, sched)  # eq-ddpm-mean at t = 1: equals x0_hat
-    var_1 = gather(sched.betas, 1, x_1) if sigma == "beta" else gather(sched.beta_tilde, 2, x_1)
+    var_1 = gather(sched.betas, 1, x_1) if variance == "beta" else gather(sched.beta_tilde, 2, x_1)
     var = var_1.expand_as(x_1)
     if bins is None:
         log_p = -0.5 * (math.log(2 * math.pi) + torch.log(var) + (x0 - mean) ** 2 / var)
@@ -192,7 +166,7 @@ def _check_model(model) -> None:
         raise TypeError(f"model must be callable as model(x_t, t) -> eps_hat, got {type(model).__name__}")
 
 
-def _terms_at(model, x0: Tensor, t: Tensor, sched: Schedule, sigma: str, bins, generator) -> Tensor:
+def _terms_at(model, x0: Tensor, t: Tensor, sched: Schedule, variance: str, bins, generator) -> Tensor:
     """One-sample estimate of the term at t (per sample, t is (B,)): L_0 where t = 1, else L_{t-1}."""
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
     x_t = q_sample(x0, t, eps, sched)
@@ -203,15 +177,15 @@ def _terms_at(model, x0: Tensor, t: Tensor, sched: Schedule, sigma: str, bins, g
     out = x0.new_zeros(x0.shape[0])
     first = t == 1
     if bool(first.any()):
-        out[first] = decoder_nll(eps_hat[first], x0[first], x_t[first], sched, sigma=sigma, bins=bins)
+        out[first] = decoder_nll(eps_hat[first], x0[first], x_t[first], sched, variance=variance, bins=bins)
     rest = ~first
     if bool(rest.any()):
-        out[rest] = vlb_term(eps_hat[rest], x0[rest], x_t[rest], t[rest], sched, sigma=sigma)
+        out[rest] = vlb_term(eps_hat[rest], x0[rest], x_t[rest], t[rest], sched, variance=variance)
     return out
 
 
 @torch.no_grad()
-def vlb_terms(model, x0: Tensor, sched: Schedule, t=None, sigma: str = "beta_tilde",
+def vlb_terms(model, x0: Tensor, sched: Schedule, t=None, variance: str = "beta_tilde",
               bins: int | None = 256, generator: torch.Generator | None = None,
               max_elements: int = 2**20) -> Tensor:
     """The bound's terms for each sample, in nats: (B, n) for the n timesteps in t.
@@ -222,7 +196,7 @@ def vlb_terms(model, x0: Tensor, sched: Schedule, t=None, sigma: str = "beta_til
     timesteps share one model call, up to max_elements input numbers per call (but at least the
     whole batch at one timestep); lower it if the model runs out of memory.
     """
-    _check_schedule(sched)
+    check_schedule(sched)
     _check_model(model)
     check_tensor("x0", x0)
     max_elements = check_int("max_elements", max_elements, low=1)
@@ -234,13 +208,13 @@ def vlb_terms(model, x0: Tensor, sched: Schedule, t=None, sigma: str = "beta_til
     for block in t.split(per_call):
         rows_t = block.repeat_interleave(B)                     # (k*B,): t of each row
         rows_x0 = x0.repeat(len(block), *([1] * (x0.dim() - 1)))  # (k*B, ...): x0 once per timestep
-        cols.append(_terms_at(model, rows_x0, rows_t, sched, sigma, bins, generator).reshape(len(block), B))
+        cols.append(_terms_at(model, rows_x0, rows_t, sched, variance, bins, generator).reshape(len(block), B))
     return torch.cat(cols, dim=0).T  # (B, n)
 
 
 @torch.no_grad()
 def bits_per_dim(model, x0: Tensor, sched: Schedule, n_t: int | None = None,
-                 sigma: str = "beta_tilde", bins: int | None = 256,
+                 variance: str = "beta_tilde", bins: int | None = 256,
                  generator: torch.Generator | None = None) -> Tensor:
     """Negative ELBO per sample in bits per dimension, (B,): L / (D log 2), D = x0[0].numel().
 
@@ -250,17 +224,17 @@ def bits_per_dim(model, x0: Tensor, sched: Schedule, n_t: int | None = None,
     variance is larger than the full sum's but its mean is the same.
     Continuous data (bins=None) give differential bits per dimension, which may be negative.
     """
-    _check_schedule(sched)
+    check_schedule(sched)
     _check_model(model)
     check_tensor("x0", x0)
     B, D = x0.shape[0], x0[0].numel()
     if n_t is None:
-        total = vlb_terms(model, x0, sched, sigma=sigma, bins=bins, generator=generator).sum(1)
+        total = vlb_terms(model, x0, sched, variance=variance, bins=bins, generator=generator).sum(1)
     else:
         n_t = check_int("n_t", n_t, low=1)
         est = x0.new_zeros(B)
         for _ in range(n_t):
             t = torch.randint(1, sched.T + 1, (B,), generator=generator, device=x0.device)
-            est += _terms_at(model, x0, t, sched, sigma, bins, generator)
+            est += _terms_at(model, x0, t, sched, variance, bins, generator)
         total = sched.T * est / n_t
     return (prior_kl(x0, sched) + total) / (D * math.log(2.0))

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ._checks import check_same, check_tensor, check_timesteps
-from .forward import _check_schedule
-from .schedules import Schedule, gather
+from .._checks import check_same, check_tensor, check_timesteps
+from .schedules import Schedule, check_schedule, gather
 
 
 def _coefs(pred_name: str, pred: Tensor, t, x_t: Tensor, sched: Schedule, low: int):
-    _check_schedule(sched)
+    check_schedule(sched)
     check_tensor(pred_name, pred)
     check_tensor("x_t", x_t)
     check_same(pred_name, pred, "x_t", x_t)

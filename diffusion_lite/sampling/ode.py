@@ -29,63 +29,64 @@ import math
 import torch
 from torch import Tensor
 
-from .forward import _check_schedule
-from .samplers import Model, SampleOutput, _check_sequence, _eval, _progress, _record, _stack, _start
-from .schedules import Schedule
+from ..core.schedules import Schedule, check_schedule
+from .base import Model, SampleOutput, call_model, check_sequence, progress_bar, record, stack, start
 
 
 def ode_sigmas(sched: Schedule, ts: Tensor) -> Tensor:
     """sigma_t = exp(-log_snr_t / 2) at the descending timesteps ts, with sigma_0 = 0 appended: (S+1,)."""
-    _check_schedule(sched)
-    ts = _check_sequence(ts, sched, "ts")
+    check_schedule(sched)
+    ts = check_sequence(ts, sched, "ts")
     return torch.cat([torch.exp(-0.5 * sched.log_snr[ts]), sched.log_snr.new_zeros(1)])
 
 
-def sample_euler(model: Model, sched: Schedule, x_T, steps: int | Tensor = 50, spacing: str = "trailing",
+def sample_euler(model: Model, sched: Schedule, x_T, steps: int | Tensor = 50, spacing: str = "trailing", cond=None,
                  generator: torch.Generator | None = None, return_trajectory: bool = False,
                  progress: bool = False) -> SampleOutput:
     """Euler's method on eq-pf-ode: y_{i+1} = y_i + (sigma_{i+1} - sigma_i) eps_hat_i. One NFE per step."""
-    x, ts = _start(model, sched, x_T, steps, spacing, generator)
+    x, ts = start(model, sched, x_T, steps, spacing, generator)
     sigma = ode_sigmas(sched, ts).tolist()  # python floats: coefficients stay float64
     y = x * math.sqrt(1 + sigma[0] ** 2)  # x_T -> y_T
     traj, nfe = [x] if return_trajectory else None, 0
-    for i, t in _progress(enumerate(ts.tolist()), len(ts), progress, "Euler"):
-        eps_hat = _eval(model, y / math.sqrt(1 + sigma[i] ** 2), t)  # dy/dsigma at (y_i, sigma_i)
+    for i, t in progress_bar(enumerate(ts.tolist()), len(ts), progress, "Euler"):
+        eps_hat = call_model(model, y / math.sqrt(1 + sigma[i] ** 2), t, cond)  # dy/dsigma at (y_i, sigma_i)
         nfe += 1
         y = y + (sigma[i + 1] - sigma[i]) * eps_hat  # eq-pf-ode, Euler step
-        _record(traj, y / math.sqrt(1 + sigma[i + 1] ** 2))
-    return SampleOutput(y, nfe, _stack(traj))
+        record(traj, y / math.sqrt(1 + sigma[i + 1] ** 2))
+    return SampleOutput(y, nfe, stack(traj))
 
 
-def sample_heun(model: Model, sched: Schedule, x_T, steps: int | Tensor = 25, spacing: str = "trailing",
+def sample_heun(model: Model, sched: Schedule, x_T, steps: int | Tensor = 25, spacing: str = "trailing", cond=None,
                 generator: torch.Generator | None = None, return_trajectory: bool = False,
                 progress: bool = False) -> SampleOutput:
     """Heun's 2nd-order method on eq-pf-ode (Karras et al. 2022, Alg. 1 with S_churn = 0).
 
-    Two NFE per step, except the last step to sigma = 0, which is an Euler step: 2 S - 1 in all.
+    `steps` counts steps (intervals between noise levels), not NFE: each step costs two NFE except
+    the last, to sigma = 0, which is an Euler step, so NFE = 2 steps - 1 (steps=25: 49 NFE). To
+    compare with a one-NFE-per-step sampler at a budget of N NFE, pass steps = (N + 1) // 2.
     """
-    x, ts = _start(model, sched, x_T, steps, spacing, generator)
+    x, ts = start(model, sched, x_T, steps, spacing, generator)
     sigma = ode_sigmas(sched, ts).tolist()  # python floats: coefficients stay float64
     t_next = ts.tolist()[1:] + [0]
     y = x * math.sqrt(1 + sigma[0] ** 2)
     traj, nfe = [x] if return_trajectory else None, 0
-    for i, t in _progress(enumerate(ts.tolist()), len(ts), progress, "Heun"):
+    for i, t in progress_bar(enumerate(ts.tolist()), len(ts), progress, "Heun"):
         # 1. Euler predictor
-        d = _eval(model, y / math.sqrt(1 + sigma[i] ** 2), t)
+        d = call_model(model, y / math.sqrt(1 + sigma[i] ** 2), t, cond)
         y_next = y + (sigma[i + 1] - sigma[i]) * d
         nfe += 1
         # 2. trapezoidal corrector with the slope at the predicted point (skipped at sigma = 0)
         if sigma[i + 1] > 0:
-            d_next = _eval(model, y_next / math.sqrt(1 + sigma[i + 1] ** 2), t_next[i])
+            d_next = call_model(model, y_next / math.sqrt(1 + sigma[i + 1] ** 2), t_next[i], cond)
             y_next = y + (sigma[i + 1] - sigma[i]) * (d + d_next) / 2  # eq-heun
             nfe += 1
         y = y_next
-        _record(traj, y / math.sqrt(1 + sigma[i + 1] ** 2))
-    return SampleOutput(y, nfe, _stack(traj))
+        record(traj, y / math.sqrt(1 + sigma[i + 1] ** 2))
+    return SampleOutput(y, nfe, stack(traj))
 
 
 def sample_dpm_solver_pp_2m(model: Model, sched: Schedule, x_T, steps: int | Tensor = 20,
-                            spacing: str = "trailing", generator: torch.Generator | None = None,
+                            spacing: str = "trailing", cond=None, generator: torch.Generator | None = None,
                             return_trajectory: bool = False, progress: bool = False) -> SampleOutput:
     """DPM-Solver++(2M): multistep, data prediction, in lambda = -log sigma (Lu et al. 2022, Alg. 2).
 
@@ -96,14 +97,14 @@ def sample_dpm_solver_pp_2m(model: Model, sched: Schedule, x_T, steps: int | Ten
     a = sqrt(alpha_bar), s = sqrt(1 - alpha_bar). The last step to sigma = 0 (h = inf) is first
     order, y = D = x0_hat, as in diffusers' final_sigmas_type="zero". One NFE per step.
     """
-    x, ts = _start(model, sched, x_T, steps, spacing, generator)
+    x, ts = start(model, sched, x_T, steps, spacing, generator)
     sigma = ode_sigmas(sched, ts).tolist()  # python floats: coefficients stay float64
     lam = [-math.log(s) if s > 0 else math.inf for s in sigma]  # lambda_i; +inf at sigma = 0
     y = x * math.sqrt(1 + sigma[0] ** 2)
     x0_hat_old, h_old = None, None
     traj, nfe = [x] if return_trajectory else None, 0
-    for i, t in _progress(enumerate(ts.tolist()), len(ts), progress, "DPM-Solver++(2M)"):
-        eps_hat = _eval(model, y / math.sqrt(1 + sigma[i] ** 2), t)
+    for i, t in progress_bar(enumerate(ts.tolist()), len(ts), progress, "DPM-Solver++(2M)"):
+        eps_hat = call_model(model, y / math.sqrt(1 + sigma[i] ** 2), t, cond)
         nfe += 1
         x0_hat = y - sigma[i] * eps_hat  # eq-x0-from-eps in y = x0 + sigma eps
         h = lam[i + 1] - lam[i]
@@ -114,5 +115,5 @@ def sample_dpm_solver_pp_2m(model: Model, sched: Schedule, x_T, steps: int | Ten
             D = (1 + 1 / (2 * r)) * x0_hat - 1 / (2 * r) * x0_hat_old
         y = (sigma[i + 1] / sigma[i]) * y - math.expm1(-h) * D  # eq-dpm-solver-pp
         x0_hat_old, h_old = x0_hat, h
-        _record(traj, y / math.sqrt(1 + sigma[i + 1] ** 2))
-    return SampleOutput(y, nfe, _stack(traj))
+        record(traj, y / math.sqrt(1 + sigma[i + 1] ** 2))
+    return SampleOutput(y, nfe, stack(traj))

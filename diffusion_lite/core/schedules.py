@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ._checks import check_float, check_int, check_tensor, check_timesteps
+from .._checks import check_float, check_int, check_tensor, check_timesteps
 
 MAX_BETA = 0.999  # Nichol & Dhariwal 2021, Sec. 3.2: clip betas so the last steps stay invertible
 
@@ -160,6 +160,13 @@ class Schedule:
     def __repr__(self) -> str:
         return (f"Schedule(name={self.name!r}, T={self.T}, beta_1={float(self.betas[1]):.3g}, "
                 f"beta_T={float(self.betas[-1]):.3g}, alpha_bar_T={float(self.alpha_bar[-1]):.3g})")
+
+
+def check_schedule(sched) -> Schedule:
+    """The argument every diffusion function takes as `sched` must be a Schedule."""
+    if not isinstance(sched, Schedule):
+        raise TypeError(f"sched must be a diffusion_lite.Schedule, got {type(sched).__name__}")
+    return sched
 
 
 def gather(values: Tensor, t, like: Tensor, sched: Schedule | None = None) -> Tensor:

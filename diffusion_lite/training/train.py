@@ -27,10 +27,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ._checks import check_float, check_int, check_tensor
-from .checkpoint import file_lock, load_checkpoint, load_weights, save_checkpoint
-from .forward import _check_schedule, q_sample
-from .parameterization import v_from_eps
+from .._checks import check_float, check_int, check_tensor
+from ..checkpoint import file_lock, load_checkpoint, load_weights, save_checkpoint
+from ..core.forward import q_sample
+from ..core.schedules import check_schedule
+from ..core.parameterization import v_from_eps
 
 # Fields that change the trajectory; a checkpoint made with other values cannot be resumed.
 # (steps may grow between runs; log_every and checkpoint_every do not change the numbers.)
@@ -101,6 +102,13 @@ class TrainResult:
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """theta_ema <- decay * theta_ema + (1 - decay) * theta (eq-ema; Polyak & Juditsky 1992)."""
+    for name, module in (("ema", ema), ("model", model)):
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"{name} must be a torch.nn.Module, got {type(module).__name__}")
+    decay = check_float("decay", decay, low=0.0, high=1.0)
+    shapes = [p.shape for p in ema.parameters()], [p.shape for p in model.parameters()]
+    if shapes[0] != shapes[1]:
+        raise ValueError("ema and model must have the same parameters (same architecture); their shapes differ")
     for p_ema, p in zip(ema.parameters(), model.parameters()):
         p_ema.lerp_(p, 1.0 - decay)
     for b_ema, b in zip(ema.buffers(), model.buffers()):
@@ -115,6 +123,9 @@ def _ema_decay(config: TrainConfig, step: int) -> float:
 
 def learning_rate(config: TrainConfig, step: int) -> float:
     """The learning rate of step `step` (1-based): linear warm-up, then constant or cosine decay to 0."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    step = check_int("step", step, low=1, high=config.steps)
     if config.warmup_steps and step <= config.warmup_steps:
         return config.lr * step / config.warmup_steps
     if config.lr_decay == "cosine":  # Loshchilov & Hutter (2017), one cycle without restarts
@@ -172,7 +183,7 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    sched = _check_schedule(sched)
+    sched = check_schedule(sched)
     check_tensor("data", data, min_dim=2)
     N, B = data.shape[0], config.batch_size
     if cond is not None:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._checks import check_int, check_tensor
+from .._checks import check_int, check_tensor
 
 
 def _features(name: str, f) -> Tensor:

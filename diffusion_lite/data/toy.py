@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-from ._checks import check_float, check_int
+from .._checks import check_float, check_int
 
 
 def _check_generator(generator) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_int
+from .._checks import check_int
 from .download import ensure_files
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10")
@@ -201,6 +201,8 @@ def _files(name: str, split: str) -> dict[str, str]:
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The data folder: `root` if given, else $DL_DATA_DIR, else ~/.cache/diffusion_lite/data."""
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a path (str or os.PathLike) or None, got {type(root).__name__}")
     return Path(root or os.environ.get("DL_DATA_DIR") or DEFAULT_ROOT).expanduser()
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_int, check_tensor
+from .._checks import check_int, check_tensor
 
 DEMO_IMAGES = {
     # name: (package, path inside the package)
