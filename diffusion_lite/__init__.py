@@ -45,6 +45,7 @@ from .sampling.base import SampleOutput, StepOutput, timesteps
 from .sampling.ddim import ddim_step, ddim_variance, sample_ddim
 from .sampling.ddpm import ddpm_step, respace, sample_ddpm
 from .sampling.dispatch import SAMPLERS, sample
+from .sampling.guidance import classifier_free_guidance
 from .sampling.inversion import InversionOutput, ddim_invert, slerp
 from .sampling.langevin import annealed_langevin, langevin
 from .sampling.ode import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
@@ -64,7 +65,7 @@ __all__ = [
     "StepOutput", "SampleOutput", "timesteps", "respace", "ddpm_step", "sample_ddpm",
     "ddim_variance", "ddim_step", "sample_ddim", "InversionOutput", "ddim_invert", "slerp",
     "ode_sigmas", "sample_euler", "sample_heun", "sample_dpm_solver_pp_2m", "langevin", "annealed_langevin",
-    "SAMPLERS", "sample",
+    "SAMPLERS", "sample", "classifier_free_guidance",
     # nets
     "timestep_embedding", "TimeEmbedding", "MLPConfig", "MLPDenoiser", "AttentionBlock", "ResBlock", "UNetConfig",
     "UNet", "count_parameters", "unet_block_report",

@@ -656,6 +656,12 @@ ROWS += [
     R("ResBlock", ValueError, r"^dropout must be", lambda: dl.ResBlock(16, 16, 32, 8, 1.0)),
     R("AttentionBlock", ValueError, r"^channels \(30\) must be a multiple of heads \(4\)",
       lambda: dl.AttentionBlock(30, heads=4, groups=2)),
+    R("classifier_free_guidance", TypeError, r"^model must be callable", lambda: dl.classifier_free_guidance(3, 1.0)),
+    R("classifier_free_guidance", ValueError, r"^w must be a finite number", lambda: dl.classifier_free_guidance(ORACLE, NAN)),
+    R("classifier_free_guidance", ValueError, r"^interval must have t_lo <= t_hi",
+      lambda: dl.classifier_free_guidance(ORACLE, 2.0, interval=(5, 2))),
+    R("classifier_free_guidance", TypeError, r"has no drop_cond.*pass null_cond",
+      lambda: dl.classifier_free_guidance(ORACLE, 2.0)(X, torch.ones(2, dtype=torch.long), X)),
     R("AttentionBlock", TypeError, r"^heads must be an int", lambda: dl.AttentionBlock(32, heads=2.0, groups=8)),
 ]
 
