@@ -31,6 +31,7 @@ from .data.images import demo_image, to_uint8
 from .data.toy import checkerboard, moons, rings, swiss_roll
 from .eval.garbage import GARBAGE_KINDS, garbage
 from .eval.judge import JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge, train_judge
+from .eval.neighbours import Neighbours, nearest_neighbours, training_spacing  # chapter 16
 from .eval.metrics import (KID, classifier_fid, classifier_kid, feature_stats, fid_from_features,
                            frechet_distance, judge_features, kid)
 from .nets.attention import AttentionBlock
@@ -39,6 +40,7 @@ from .nets.mlp import MLPConfig, MLPDenoiser
 from .nets.summary import count_parameters, unet_block_report
 from .nets.unet import ResBlock, UNet, UNetConfig
 from .oracles.gmm import Estimate, GaussianMixture, MixtureOracle, MixturePosterior
+from .oracles.empirical import EmpiricalDenoiser, empirical_x0  # chapter 16
 from .profiles import PROFILES, device, pick, profile
 from .reporting import Stopwatch, hardware
 from .sampling.base import SampleOutput, StepOutput, timesteps
@@ -74,6 +76,7 @@ __all__ = [
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
     # oracles
     "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",
+    "EmpiricalDenoiser", "empirical_x0",  # chapter 16
     # data
     "load_dataset", "ImageDataset", "data_root", "read_idx", "DatasetNotFoundError", "DownloadError",
     "swiss_roll", "moons", "checkerboard", "rings", "demo_image", "to_uint8",
@@ -82,6 +85,7 @@ __all__ = [
     "garbage", "GARBAGE_KINDS",
     "frechet_distance", "feature_stats", "fid_from_features", "kid", "KID", "judge_features", "classifier_fid",
     "classifier_kid",
+    "Neighbours", "nearest_neighbours", "training_spacing",  # chapter 16
     # top level
     "cache_dir", "config_key", "cache_path", "save_checkpoint", "load_checkpoint", "cached_model", "CheckpointError",
     "profile", "pick", "device", "PROFILES", "Stopwatch", "hardware",

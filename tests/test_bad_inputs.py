@@ -665,12 +665,36 @@ ROWS += [
     R("AttentionBlock", TypeError, r"^heads must be an int", lambda: dl.AttentionBlock(32, heads=2.0, groups=8)),
 ]
 
+# Chapters 16-17 (memorisation and distillation): the empirical optimal denoiser, nearest neighbours, distillation.
+ROWS += [
+    R("EmpiricalDenoiser", ValueError, r"^data must hold at least one training example, got shape \(0, 1, 4, 4\)",
+      lambda: dl.EmpiricalDenoiser(torch.zeros(0, 1, 4, 4), S)),
+    R("EmpiricalDenoiser", TypeError, r"^sched must be a diffusion_lite\.Schedule", lambda: dl.EmpiricalDenoiser(X, "S")),
+    R("EmpiricalDenoiser", ValueError, r"^chunk must be in \[1, inf\)", lambda: dl.EmpiricalDenoiser(X, S, chunk=0)),
+    R("EmpiricalDenoiser", ValueError, r"^t must lie in \[1, 10\]", lambda: dl.EmpiricalDenoiser(X, S)(X, 0)),
+    R("EmpiricalDenoiser", ValueError, r"^x_t must have shape \(B, 3\)", lambda: dl.EmpiricalDenoiser(X, S)(P2, 1)),
+    R("EmpiricalDenoiser", ValueError, r"cond must be None", lambda: dl.EmpiricalDenoiser(X, S)(X, 1, X)),
+    R("empirical_x0", ValueError, r"^data must hold at least one training example",
+      lambda: dl.empirical_x0(X, torch.tensor(0.5), torch.zeros(0, 3))),
+    R("empirical_x0", ValueError, r"^alpha_bar_t must be a scalar or \(B,\) tensor of values in \(0, 1\)",
+      lambda: dl.empirical_x0(X, torch.tensor(1.0), X)),
+    R("empirical_x0", ValueError, r"^data contains NaN", lambda: dl.empirical_x0(X, torch.tensor(0.5), X_NAN)),
+    R("nearest_neighbours", ValueError, r"^x and data must share their trailing shape",
+      lambda: dl.nearest_neighbours(X, P2)),
+    R("nearest_neighbours", ValueError, r"^exclude_self needs x to be data itself",
+      lambda: dl.nearest_neighbours(X[:1], X[:1], exclude_self=True)),
+    R("nearest_neighbours", TypeError, r"^x must be a torch\.Tensor", lambda: dl.nearest_neighbours([1.0], X)),
+    R("training_spacing", ValueError, r"^data must hold at least 2 examples to have a spacing, got 1",
+      lambda: dl.training_spacing(X[:1])),
+    R("training_spacing", ValueError, r"^data contains NaN", lambda: dl.training_spacing(X_NAN)),
+]
+
 # Public names with nothing to validate (constants, exceptions, result tuples) or no arguments.
 NO_ARGUMENTS = {
     "PROFILES", "GARBAGE_KINDS", "VARIANCES", "SAMPLERS",            # constants
     "CheckpointError", "DatasetNotFoundError", "DownloadError",      # exception classes
     "TrainResult", "StepOutput", "SampleOutput", "InversionOutput",  # result containers
-    "KID", "Estimate", "MixturePosterior",
+    "KID", "Estimate", "MixturePosterior", "Neighbours",
     "hardware", "cache_dir", "Stopwatch",                            # no arguments / any label is fine
 }
 MIN_ROWS = 335  # the table's size when it was written: grow it, never shrink it
