@@ -50,8 +50,11 @@ from .sampling.dispatch import SAMPLERS, sample
 from .sampling.guidance import classifier_free_guidance
 from .sampling.inversion import InversionOutput, ddim_invert, slerp
 from .sampling.langevin import annealed_langevin, langevin
+from .sampling.flow import sample_flow  # chapter 17
 from .sampling.ode import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
 from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm, mnist_ddpm_recipe, mnist_judge_config
+from .training.distill import DistillConfig, DistillResult, distill, distill_target, progressive_distillation, student_grid  # chapter 17
+from .training.rectified_flow import train_rectified_flow  # chapter 17
 from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
 
 __version__ = "0.1.0"
@@ -68,12 +71,15 @@ __all__ = [
     "ddim_variance", "ddim_step", "sample_ddim", "InversionOutput", "ddim_invert", "slerp",
     "ode_sigmas", "sample_euler", "sample_heun", "sample_dpm_solver_pp_2m", "langevin", "annealed_langevin",
     "SAMPLERS", "sample", "classifier_free_guidance",
+    "sample_flow",  # chapter 17
     # nets
     "timestep_embedding", "TimeEmbedding", "MLPConfig", "MLPDenoiser", "AttentionBlock", "ResBlock", "UNetConfig",
     "UNet", "count_parameters", "unet_block_report",
     # training
     "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
+    "DistillConfig", "DistillResult", "student_grid", "distill_target", "distill", "progressive_distillation",
+    "train_rectified_flow",  # chapter 17
     # oracles
     "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",
     "EmpiricalDenoiser", "empirical_x0",  # chapter 16
