@@ -53,7 +53,8 @@ from .sampling.langevin import annealed_langevin, langevin
 from .sampling.flow import sample_flow  # chapter 17
 from .sampling.ode import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
 from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm, mnist_ddpm_recipe, mnist_judge_config
-from .training.distill import DistillConfig, DistillResult, distill, distill_target, progressive_distillation, student_grid  # chapter 17
+from .training.distill import (DistillConfig, DistillResult, distill, distill_target, distill_weight,  # chapter 17
+                               progressive_distillation, student_grid)
 from .training.rectified_flow import train_rectified_flow  # chapter 17
 from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
 
@@ -78,7 +79,8 @@ __all__ = [
     # training
     "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
-    "DistillConfig", "DistillResult", "student_grid", "distill_target", "distill", "progressive_distillation",
+    "DistillConfig", "DistillResult", "student_grid", "distill_target", "distill_weight", "distill",
+    "progressive_distillation",
     "train_rectified_flow",  # chapter 17
     # oracles
     "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",

@@ -712,6 +712,8 @@ ROWS += [
       lambda: dl.train_rectified_flow(ORACLE, P2, P2)),
     R("train_rectified_flow", ValueError, r"^time_scale must be a finite number in \(0\.0",
       lambda: dl.train_rectified_flow(MLP, P2, P2, time_scale=0.0)),
+    R("distill_weight", ValueError, r"^t_pp must be smaller than t", lambda: dl.distill_weight(torch.tensor([3]), torch.tensor([5]), S)),
+    R("distill_weight", ValueError, r"^t must lie in \[1, 10\]", lambda: dl.distill_weight(0, 0, S)),
     R("sample_flow", ValueError, r"^steps must be in \[1, inf\), got 0", lambda: dl.sample_flow(MLP, P2, 0)),
     R("sample_flow", TypeError, r"^velocity must be callable", lambda: dl.sample_flow(3, P2)),
     R("sample_flow", ValueError, r"^x_noise contains NaN", lambda: dl.sample_flow(MLP, X_NAN)),

@@ -125,3 +125,13 @@ def test_rectified_flow_learns_a_straight_coupling():
         err = float((dl.sample_flow(out.student, x, 1).x0 - (x + c)).norm(dim=1).mean())
     assert err < 0.1, f"one Euler step misses the straight path by {err:.3f}"
     assert out.history[-1] < 0.1 * out.history[0]
+
+
+def test_distill_weight_turns_the_x0_error_into_the_step_output_error():
+    """omega_t |x0_hat - x0_target|^2 = |z_t''(student step) - z_t''(target step)|^2 for any x0_hat (eq-distill-loss)."""
+    t, t_pp = torch.tensor([100, 60, 20]), torch.tensor([60, 20, 0])
+    z_t = torch.randn(3, 2, generator=_gen(12), dtype=torch.float64)
+    x0_a, x0_b = torch.randn(3, 2, generator=_gen(13), dtype=torch.float64), torch.randn(3, 2, generator=_gen(14), dtype=torch.float64)
+    step = lambda x0: dl.ddim_step(dl.eps_from_x0(x0, t, z_t, SCHED), t, t_pp, z_t, SCHED).x_prev  # noqa: E731
+    lhs = dl.distill_weight(t, t_pp, SCHED) * (x0_a - x0_b).pow(2).sum(1)
+    torch.testing.assert_close(lhs, (step(x0_a) - step(x0_b)).pow(2).sum(1))

@@ -4,8 +4,8 @@ If the data distribution is the empirical one, p(x0) = (1/N) sum_i delta(x0 - x_
 over which training image produced x_t = a_t x0 + s_t eps (a_t = sqrt(alpha_bar_t),
 s_t = sqrt(1 - alpha_bar_t), eq-q-sample) is a softmax over the set:
 
-    w_i(x_t)    = softmax_i( -|x_t - a_t x_i|^2 / (2 s_t^2) )                       (eq-empirical-weights)
-    E[x0 | x_t] = sum_i w_i(x_t) x_i                                                (eq-empirical-x0)
+    r_i(x_t)    = softmax_i( -|x_t - a_t x_i|^2 / (2 s_t^2) )                       (eq-empirical-weights)
+    E[x0 | x_t] = sum_i r_i(x_t) x_i                                                (eq-empirical-x0)
     eps_hat     = (x_t - a_t E[x0 | x_t]) / s_t                                     (eq-eps-from-x0)
 
 This is the minimiser of L_simple on the training set (Kadkhodaie et al. 2024, Sec. 2; Gu et al.

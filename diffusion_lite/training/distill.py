@@ -7,10 +7,10 @@ t = tau'_k, the teacher runs r DDIM steps to t'' = tau'_{k-1} and lands on z_t''
 DDIM step t -> t'' lands on the same point solves z_t'' = a_t'' x0 + s_t'' (z_t - a_t x0) / s_t:
 
     x0_target = (z_t'' - (s_t''/s_t) z_t) / (a_t'' - (s_t''/s_t) a_t)       (eq-distill-target; S&H 2022, Alg. 2)
-    loss      = w_t |x0_hat_student(z_t) - x0_target|^2,  w_t = (a_t'' - s_t'' a_t / s_t)^2      (eq-distill-loss)
+    loss      = omega_t |x0_hat_student(z_t) - x0_target|^2,  omega_t = (a_t'' - s_t'' a_t / s_t)^2      (eq-distill-loss)
 
 With t'' = 0 (a_0 = 1, s_0 = 0) the target is the teacher's final sample itself. a_t = sqrt(alpha_bar_t),
-s_t = sqrt(1 - alpha_bar_t). The weight w_t makes the loss |z_t''(student) - z_t''(teacher)|^2, the
+s_t = sqrt(1 - alpha_bar_t). The weight omega_t makes the loss |z_t''(student) - z_t''(teacher)|^2, the
 distance between where one student step and r teacher steps land (distill_weight says why this, and
 not the paper's max(SNR_t, 1), for an eps-predicting student). Repeating with r = 2 halves the step
 count each round: 2^k -> 2^(k-1) -> ... -> 1 (`progressive_distillation`). The student keeps the teacher's
@@ -28,7 +28,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_float, check_int, check_tensor
+from .._checks import check_float, check_int, check_tensor, check_timesteps
 from ..core.forward import q_sample
 from ..core.parameterization import x0_from_eps
 from ..core.schedules import Schedule, check_schedule
@@ -120,7 +120,7 @@ def distill_target(teacher, z_t: Tensor, k: Tensor, teacher_grid: Tensor, r: int
 
 
 def distill_weight(t: Tensor, t_pp: Tensor, sched: Schedule) -> Tensor:
-    """w = (a_t'' - s_t'' a_t / s_t)^2: weights |x0_hat - x0_target|^2 into the error of the step's output z_t''.
+    """omega_t = (a_t'' - s_t'' a_t / s_t)^2: weights |x0_hat - x0_target|^2 into the error of the step's output z_t''.
 
     eq-distill-loss. One DDIM step t -> t'' maps x0_hat to z_t'' = (a_t'' - s_t'' a_t / s_t) x0_hat
     + (s_t''/s_t) z_t, so this weight makes the loss the squared distance between where the student's
@@ -129,6 +129,11 @@ def distill_weight(t: Tensor, t_pp: Tensor, sched: Schedule) -> Tensor:
     noisiest step dominate the gradient: x0_hat = (z_t - s_t eps_hat) / a_t amplifies eps errors
     by 1 / a_t there.)
     """
+    check_schedule(sched)
+    t = check_timesteps("t", t, sched.T, low=1).cpu()
+    t_pp = check_timesteps("t_pp", t_pp, sched.T).cpu()
+    if bool((t_pp >= t).any()):
+        raise ValueError(f"t_pp must be smaller than t, got t={t.tolist()}, t_pp={t_pp.tolist()}")
     ab = sched.alpha_bar
     a, s, a_pp, s_pp = ab[t].sqrt(), (1 - ab[t]).sqrt(), ab[t_pp].sqrt(), (1 - ab[t_pp]).sqrt()
     return (a_pp - s_pp * a / s) ** 2
@@ -177,8 +182,8 @@ def distill(student: nn.Module, teacher, data: Tensor, sched: Schedule, teacher_
         z_t = q_sample(x0, t.to(device), eps, sched)                                  # eq-q-sample
         x0_target, _ = distill_target(teacher, z_t, k.to(device), teacher_grid, r, sched)
         x0_hat = x0_from_eps(student(z_t, t.to(device)), t.to(device), z_t, sched)   # eq-x0-from-eps
-        w = distill_weight(t, teacher_grid[r * (k + 1)], sched).to(device, dtype)     # (B,)
-        loss = (w * (x0_hat - x0_target).pow(2).flatten(1).mean(1)).mean()            # eq-distill-loss
+        omega = distill_weight(t, teacher_grid[r * (k + 1)], sched).to(device, dtype)  # (B,)
+        loss = (omega * (x0_hat - x0_target).pow(2).flatten(1).mean(1)).mean()            # eq-distill-loss
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"distillation loss is {loss.item()} at step {step}; lower config.lr "
                                      f"(now {config.lr}) or keep grad_clip on")

@@ -1,11 +1,11 @@
 """Rectified flow (Liu et al. 2023): learn the velocity of straight noise-to-data paths, then straighten them by reflow.
 
-Given pairs (x_noise, x_data) from some coupling, the path x_s = (1 - s) x_noise + s x_data (s in [0, 1])
+Given pairs (x_noise, x_data) from some coupling, the path x_u = (1 - u) x_noise + u x_data (u in [0, 1])
 moves at constant velocity x_data - x_noise (eq-rf-path). A network trained by
 
-    loss = E_{s ~ U(0,1)} |v(x_s, s) - (x_data - x_noise)|^2                  (eq-rf-loss; Liu et al. 2023, Eq. 1)
+    loss = E_{u ~ U(0,1)} |velocity(x_u, u) - (x_data - x_noise)|^2                  (eq-rf-loss; Liu et al. 2023, Eq. 1)
 
-learns the conditional mean velocity E[x_data - x_noise | x_s], whose ODE (sampling/flow.py) carries
+learns the conditional mean velocity E[x_data - x_noise | x_u], whose ODE (sampling/flow.py) carries
 the noise distribution to the data distribution. With independent pairs (1-rectified flow) the
 paths cross and the learned ODE curves, so few Euler steps are inaccurate. *Reflow* draws new pairs
 (x_noise, ODE(x_noise)) from the trained flow itself and trains again: those pairs do not cross, the
@@ -28,7 +28,7 @@ def train_rectified_flow(velocity: nn.Module, x_noise: Tensor, x_data: Tensor, c
     """Train `velocity` in place on the pairs (x_noise[i], x_data[i]) with eq-rf-loss.
 
     Pass independent draws for 1-rectified flow, or (x_noise, sample_flow(previous, x_noise).x0) to
-    reflow. The network sees s * time_scale (as in sample_flow). Returns a DistillResult with
+    reflow. The network sees u * time_scale (as in sample_flow). Returns a DistillResult with
     teacher_steps = student_steps = 0 (no step grid) and the loss history.
     """
     if not isinstance(velocity, nn.Module):
@@ -54,10 +54,10 @@ def train_rectified_flow(velocity: nn.Module, x_noise: Tensor, x_data: Tensor, c
             group["lr"] = config.lr * (1 - step / config.steps)
         i = torch.randint(len(x_data), (config.batch_size,), generator=gen)
         x0, x1 = x_noise[i].to(param.device, param.dtype), x_data[i].to(param.device, param.dtype)
-        s = torch.rand(config.batch_size, generator=gen, dtype=param.dtype).to(param.device)
-        s_b = s.reshape(-1, *([1] * (x0.dim() - 1)))
-        x_s = (1 - s_b) * x0 + s_b * x1                                             # eq-rf-path
-        loss = (velocity(x_s, s * time_scale) - (x1 - x0)).pow(2).flatten(1).mean(1).mean()  # eq-rf-loss
+        u = torch.rand(config.batch_size, generator=gen, dtype=param.dtype).to(param.device)
+        u_b = u.reshape(-1, *([1] * (x0.dim() - 1)))
+        x_u = (1 - u_b) * x0 + u_b * x1                                             # eq-rf-path
+        loss = (velocity(x_u, u * time_scale) - (x1 - x0)).pow(2).flatten(1).mean(1).mean()  # eq-rf-loss
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"rectified-flow loss is {loss.item()} at step {step}; lower config.lr")
         opt.zero_grad(set_to_none=True)
