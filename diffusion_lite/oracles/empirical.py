@@ -28,7 +28,7 @@ from .._checks import check_int, check_tensor, check_timesteps
 from ..core.schedules import Schedule, check_schedule
 
 
-def check_training_set(data) -> Tensor:
+def _check_training_set(data) -> Tensor:
     """A float tensor (N, ...) with N >= 1 training examples; empty sets are refused by name."""
     if isinstance(data, Tensor) and data.dim() >= 1 and data.shape[0] == 0:
         raise ValueError(f"data must hold at least one training example, got shape {tuple(data.shape)} "
@@ -42,7 +42,7 @@ def empirical_x0(x_t: Tensor, alpha_bar_t: Tensor, data: Tensor, chunk: int = 20
     x_t (B, ...) with data (N, ...) of the same trailing shape; alpha_bar_t (B,) or a scalar in (0, 1).
     Returns (B, ...) in float64. Chunked over N: memory is O(B * chunk).
     """
-    data = check_training_set(data)
+    data = _check_training_set(data)
     check_tensor("x_t", x_t)
     chunk = check_int("chunk", chunk, low=1)
     if x_t.shape[1:] != data.shape[1:]:
@@ -86,7 +86,7 @@ class EmpiricalDenoiser:
     _flat: Tensor = field(init=False, repr=False)  # data as (N, D) float64, made once
 
     def __post_init__(self):
-        data = check_training_set(self.data)
+        data = _check_training_set(self.data)
         check_schedule(self.sched)
         check_int("chunk", self.chunk, low=1)
         object.__setattr__(self, "_flat", data.to(torch.float64))
