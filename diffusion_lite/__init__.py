@@ -31,6 +31,7 @@ from .data.images import demo_image, to_uint8
 from .data.toy import checkerboard, moons, rings, swiss_roll
 from .eval.garbage import GARBAGE_KINDS, garbage
 from .eval.judge import JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge, train_judge
+from .eval.neighbours import Neighbours, nearest_neighbours, training_spacing  # chapter 16
 from .eval.metrics import (KID, classifier_fid, classifier_kid, feature_stats, fid_from_features,
                            frechet_distance, judge_features, kid)
 from .nets.attention import AttentionBlock
@@ -39,6 +40,7 @@ from .nets.mlp import MLPConfig, MLPDenoiser
 from .nets.summary import count_parameters, unet_block_report
 from .nets.unet import ResBlock, UNet, UNetConfig
 from .oracles.gmm import Estimate, GaussianMixture, MixtureOracle, MixturePosterior
+from .oracles.empirical import EmpiricalDenoiser, empirical_x0  # chapter 16
 from .profiles import PROFILES, device, pick, profile
 from .reporting import Stopwatch, hardware
 from .sampling.base import SampleOutput, StepOutput, timesteps
@@ -48,8 +50,12 @@ from .sampling.dispatch import SAMPLERS, sample
 from .sampling.guidance import classifier_free_guidance
 from .sampling.inversion import InversionOutput, ddim_invert, slerp
 from .sampling.langevin import annealed_langevin, langevin
+from .sampling.flow import sample_flow  # chapter 17
 from .sampling.ode import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
 from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm, mnist_ddpm_recipe, mnist_judge_config
+from .training.distill import (DistillConfig, DistillResult, distill, distill_target, distill_weight,  # chapter 17
+                               progressive_distillation, student_grid)
+from .training.rectified_flow import train_rectified_flow  # chapter 17
 from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
 
 __version__ = "0.1.0"
@@ -66,14 +72,19 @@ __all__ = [
     "ddim_variance", "ddim_step", "sample_ddim", "InversionOutput", "ddim_invert", "slerp",
     "ode_sigmas", "sample_euler", "sample_heun", "sample_dpm_solver_pp_2m", "langevin", "annealed_langevin",
     "SAMPLERS", "sample", "classifier_free_guidance",
+    "sample_flow",  # chapter 17
     # nets
     "timestep_embedding", "TimeEmbedding", "MLPConfig", "MLPDenoiser", "AttentionBlock", "ResBlock", "UNetConfig",
     "UNet", "count_parameters", "unet_block_report",
     # training
     "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
+    "DistillConfig", "DistillResult", "student_grid", "distill_target", "distill_weight", "distill",
+    "progressive_distillation",
+    "train_rectified_flow",  # chapter 17
     # oracles
     "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",
+    "EmpiricalDenoiser", "empirical_x0",  # chapter 16
     # data
     "load_dataset", "ImageDataset", "data_root", "read_idx", "DatasetNotFoundError", "DownloadError",
     "swiss_roll", "moons", "checkerboard", "rings", "demo_image", "to_uint8",
@@ -82,6 +93,7 @@ __all__ = [
     "garbage", "GARBAGE_KINDS",
     "frechet_distance", "feature_stats", "fid_from_features", "kid", "KID", "judge_features", "classifier_fid",
     "classifier_kid",
+    "Neighbours", "nearest_neighbours", "training_spacing",  # chapter 16
     # top level
     "cache_dir", "config_key", "cache_path", "save_checkpoint", "load_checkpoint", "cached_model", "CheckpointError",
     "profile", "pick", "device", "PROFILES", "Stopwatch", "hardware",

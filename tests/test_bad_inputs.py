@@ -665,12 +665,68 @@ ROWS += [
     R("AttentionBlock", TypeError, r"^heads must be an int", lambda: dl.AttentionBlock(32, heads=2.0, groups=8)),
 ]
 
+# Chapters 16-17 (memorisation and distillation): the empirical optimal denoiser, nearest neighbours, distillation.
+ROWS += [
+    R("EmpiricalDenoiser", ValueError, r"^data must hold at least one training example, got shape \(0, 1, 4, 4\)",
+      lambda: dl.EmpiricalDenoiser(torch.zeros(0, 1, 4, 4), S)),
+    R("EmpiricalDenoiser", TypeError, r"^sched must be a diffusion_lite\.Schedule", lambda: dl.EmpiricalDenoiser(X, "S")),
+    R("EmpiricalDenoiser", ValueError, r"^chunk must be in \[1, inf\)", lambda: dl.EmpiricalDenoiser(X, S, chunk=0)),
+    R("EmpiricalDenoiser", ValueError, r"^t must lie in \[1, 10\]", lambda: dl.EmpiricalDenoiser(X, S)(X, 0)),
+    R("EmpiricalDenoiser", ValueError, r"^x_t must have shape \(B, 3\)", lambda: dl.EmpiricalDenoiser(X, S)(P2, 1)),
+    R("EmpiricalDenoiser", ValueError, r"cond must be None", lambda: dl.EmpiricalDenoiser(X, S)(X, 1, X)),
+    R("empirical_x0", ValueError, r"^data must hold at least one training example",
+      lambda: dl.empirical_x0(X, torch.tensor(0.5), torch.zeros(0, 3))),
+    R("empirical_x0", ValueError, r"^alpha_bar_t must be a scalar or \(B,\) tensor of values in \(0, 1\)",
+      lambda: dl.empirical_x0(X, torch.tensor(1.0), X)),
+    R("empirical_x0", ValueError, r"^data contains NaN", lambda: dl.empirical_x0(X, torch.tensor(0.5), X_NAN)),
+    R("nearest_neighbours", ValueError, r"^x and data must share their trailing shape",
+      lambda: dl.nearest_neighbours(X, P2)),
+    R("nearest_neighbours", ValueError, r"^exclude_self needs x to be data itself",
+      lambda: dl.nearest_neighbours(X[:1], X[:1], exclude_self=True)),
+    R("nearest_neighbours", TypeError, r"^x must be a torch\.Tensor", lambda: dl.nearest_neighbours([1.0], X)),
+    R("training_spacing", ValueError, r"^data must hold at least 2 examples to have a spacing, got 1",
+      lambda: dl.training_spacing(X[:1])),
+    R("training_spacing", ValueError, r"^data contains NaN", lambda: dl.training_spacing(X_NAN)),
+    R("student_grid", ValueError, r"^student_steps must divide teacher_steps \(8\).*got 3", lambda: dl.student_grid(10, 8, 3)),
+    R("student_grid", ValueError, r"^student_steps must be in \[1, 7\], got 8", lambda: dl.student_grid(10, 8, 8)),
+    R("student_grid", ValueError, r"^teacher_steps must be in \[2, 10\], got 20", lambda: dl.student_grid(10, 20, 10)),
+    R("DistillConfig", ValueError, r"^steps must be in \[1, inf\)", lambda: dl.DistillConfig(steps=0)),
+    R("DistillConfig", ValueError, r"^lr must be a finite number in \(0\.0", lambda: dl.DistillConfig(lr=-1.0)),
+    R("distill", TypeError, r"^student must be a torch\.nn\.Module", lambda: dl.distill(ORACLE, ORACLE, P2, S, 4)),
+    R("distill", TypeError, r"^teacher must be callable", lambda: dl.distill(MLP, 3, P2, S, 4)),
+    R("distill", ValueError, r"^student_steps must divide teacher_steps \(6\).*got 4",
+      lambda: dl.distill(MLP, ORACLE, P2, S, 6, 4, progress=False)),
+    R("distill", TypeError, r"^config must be a DistillConfig", lambda: dl.distill(MLP, ORACLE, P2, S, 4, 2, "fast")),
+    R("distill", ValueError, r"^data contains NaN", lambda: dl.distill(MLP, ORACLE, X_NAN[:, :2], S, 4)),
+    R("distill_target", ValueError, r"^k must lie in \[0, 1\]",
+      lambda: dl.distill_target(ORACLE, P2, torch.full((4,), 2), dl.student_grid(10, 4, 2)[0], 2, S)),
+    R("distill_target", ValueError, r"^r must be in \[1, inf\)",
+      lambda: dl.distill_target(ORACLE, P2, torch.zeros(4, dtype=torch.long), dl.student_grid(10, 4, 2)[0], 0, S)),
+    R("progressive_distillation", ValueError, r"^teacher_steps \(12\) must be divisible by 2\^rounds = 8",
+      lambda: dl.progressive_distillation(ORACLE, MLP, P2, S, 12, 3)),
+    R("progressive_distillation", ValueError, r"^rounds must be in \[1, inf\)",
+      lambda: dl.progressive_distillation(ORACLE, MLP, P2, S, 8, 0)),
+    R("train_rectified_flow", ValueError, r"^x_noise and x_data must have the same shape",
+      lambda: dl.train_rectified_flow(MLP, P2, P2[:3])),
+    R("train_rectified_flow", TypeError, r"^velocity must be a torch\.nn\.Module",
+      lambda: dl.train_rectified_flow(ORACLE, P2, P2)),
+    R("train_rectified_flow", ValueError, r"^time_scale must be a finite number in \(0\.0",
+      lambda: dl.train_rectified_flow(MLP, P2, P2, time_scale=0.0)),
+    R("distill_weight", ValueError, r"^t_pp must be smaller than t", lambda: dl.distill_weight(torch.tensor([3]), torch.tensor([5]), S)),
+    R("distill_weight", ValueError, r"^t must lie in \[1, 10\]", lambda: dl.distill_weight(0, 0, S)),
+    R("sample_flow", ValueError, r"^steps must be in \[1, inf\), got 0", lambda: dl.sample_flow(MLP, P2, 0)),
+    R("sample_flow", TypeError, r"^velocity must be callable", lambda: dl.sample_flow(3, P2)),
+    R("sample_flow", ValueError, r"^x_noise contains NaN", lambda: dl.sample_flow(MLP, X_NAN)),
+    R("sample_flow", ValueError, r"^velocity\(x, s\) must return a tensor shaped like x",
+      lambda: dl.sample_flow(lambda x, s: x[:1], P2)),
+]
+
 # Public names with nothing to validate (constants, exceptions, result tuples) or no arguments.
 NO_ARGUMENTS = {
     "PROFILES", "GARBAGE_KINDS", "VARIANCES", "SAMPLERS",            # constants
     "CheckpointError", "DatasetNotFoundError", "DownloadError",      # exception classes
     "TrainResult", "StepOutput", "SampleOutput", "InversionOutput",  # result containers
-    "KID", "Estimate", "MixturePosterior",
+    "KID", "Estimate", "MixturePosterior", "Neighbours", "DistillResult",
     "hardware", "cache_dir", "Stopwatch",                            # no arguments / any label is fine
 }
 MIN_ROWS = 335  # the table's size when it was written: grow it, never shrink it

@@ -18,7 +18,7 @@ ALLOWED = {
     "nets": set(),
     "sampling": {"core"},
     "eval": {"data"},
-    "training": {"core", "nets", "data", "eval"},
+    "training": {"core", "nets", "data", "eval", "sampling"},  # distill.py: its targets are the teacher's DDIM steps
 }
 
 
