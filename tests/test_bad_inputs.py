@@ -717,7 +717,7 @@ ROWS += [
     R("sample_flow", ValueError, r"^steps must be in \[1, inf\), got 0", lambda: dl.sample_flow(MLP, P2, 0)),
     R("sample_flow", TypeError, r"^velocity must be callable", lambda: dl.sample_flow(3, P2)),
     R("sample_flow", ValueError, r"^x_noise contains NaN", lambda: dl.sample_flow(MLP, X_NAN)),
-    R("sample_flow", ValueError, r"^velocity\(x, s\) must return a tensor shaped like x",
+    R("sample_flow", ValueError, r"^velocity\(x, u\) must return a tensor shaped like x",
       lambda: dl.sample_flow(lambda x, s: x[:1], P2)),
 ]
 
