@@ -97,6 +97,13 @@ def test_second_call_hits_the_cache_without_training(fake_data, monkeypatch, cap
     assert len(calls) == 1
     assert not all(torch.equal(x, y) for x, y in zip(raw.state_dict().values(), ema2.state_dict().values()))
     assert not ema2.training and recipes.training_seconds(r) > 0
+    # the result reports the training time and the epochs, trained now or read from the cache
+    n = len(recipes.load_training_data(r, progress=False)[0])
+    for res in (res1, res2):
+        assert res.epochs == r.train.steps * r.train.batch_size / n
+    assert res1.trained_seconds == res1.seconds > 0 and res2.seconds == 0.0
+    assert res2.trained_seconds == recipes.training_seconds(r)   # the checkpoint's record, not 0
+    assert 0 < res2.trained_seconds <= res1.seconds          # saved just before train returned
     # another recipe (one more step) is another cache entry: it trains
     recipes.load_or_train_mnist_ddpm(tiny_recipe(split="test", fallback=None, steps=7), progress=False)
     assert len(calls) == 2 and calls[0] != calls[1]

@@ -178,7 +178,8 @@ def load_or_train_mnist_ddpm(recipe: Recipe | None = None, progress: bool = True
     without calling `train`; a missing or unfinished one is trained (or resumed) with `train`,
     which saves it. weights: "ema" (the averaged weights, for sampling) or "raw" (the last step's).
     result.history holds every step's loss; result.resumed_from == recipe.train.steps means nothing
-    was trained in this call (then result.seconds is 0; training_seconds gives the recorded time).
+    was trained in this call (then result.seconds is 0 and result.trained_seconds is the time recorded
+    in the checkpoint); result.epochs counts passes over the training images.
     The returned recipe records the split actually used (see load_training_data). The model is in
     eval mode on `device` (default: dl.device()).
     """
@@ -197,7 +198,9 @@ def load_or_train_mnist_ddpm(recipe: Recipe | None = None, progress: bool = True
             ema = load_weights(recipe.make_model(), state["ema"], path)
             model = ema if weights == "ema" else load_weights(recipe.make_model(), state["model"], path)
             result = TrainResult(history=list(state["history"]), ema_model=ema.to(device).eval(),
-                                 steps_done=len(state["history"]), seconds=0.0, resumed_from=steps)
+                                 steps_done=len(state["history"]), seconds=0.0, resumed_from=steps,
+                                 epochs=steps * recipe.train.batch_size / len(data),
+                                 trained_seconds=meta.get("seconds"))
             return model.to(device).eval(), result, recipe
     model = recipe.make_model().to(device)
     result = train(model, data.images, recipe.make_schedule(), recipe.train, checkpoint_path=path,

@@ -97,6 +97,9 @@ class TrainResult:
     steps_done: int       # steps in the history
     seconds: float        # wall-clock time of this call (not of earlier, resumed-from runs)
     resumed_from: int = 0  # step the run continued from (0: trained from scratch)
+    epochs: float = 0.0    # passes over the data: steps_done * batch_size / number of training images
+    trained_seconds: float | None = None  # training time recorded with the weights (this call's, or the
+    #                                       cached checkpoint's when nothing was trained; None: unknown)
 
 
 @torch.no_grad()
@@ -206,7 +209,7 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
         p.grad = None
     g = torch.Generator().manual_seed(config.seed)  # CPU generator: same draws on every device
     history: list[float] = []
-    start = 0
+    start, recorded = 0, None
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     t_start = time.perf_counter()
@@ -235,6 +238,7 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
             if cuda and "cuda_rng" in state:
                 torch.cuda.set_rng_state(state["cuda_rng"], device)
             history, start = list(state["history"]), int(state["step"])
+            recorded = meta.get("seconds")  # the time of the call that saved it
             if start > config.steps:
                 raise ValueError(f"{path} holds {start} steps, more than config.steps={config.steps}; "
                                  "raise steps or use another checkpoint_path")
@@ -291,5 +295,7 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
         if path is not None and start < config.steps:
             save(config.steps)
     model.train(was_training)
-    return TrainResult(history=history, ema_model=ema, steps_done=len(history),
-                       seconds=time.perf_counter() - t_start, resumed_from=start)
+    seconds = time.perf_counter() - t_start
+    return TrainResult(history=history, ema_model=ema, steps_done=len(history), seconds=seconds,
+                       resumed_from=start, epochs=len(history) * B / N,
+                       trained_seconds=seconds if start < config.steps else recorded)
