@@ -33,6 +33,11 @@ from .eval.garbage import GARBAGE_KINDS, garbage
 from .eval.judge import JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge, train_judge
 from .eval.metrics import (KID, classifier_fid, classifier_kid, feature_stats, fid_from_features,
                            frechet_distance, judge_features, kid)
+from .eval.manifold import DensityCoverage, PrecisionRecall, density_coverage, knn_radii, precision_recall
+from .eval.metrics import FIDInfinity, fid_infinity, judge_fid
+from .eval.scores import InceptionScore, inception_score, judge_inception_score
+from .eval.toy_metrics import (Floor, ModeCoverage, distance_floor, energy_distance, mode_coverage,
+                               sliced_wasserstein)
 from .nets.attention import AttentionBlock
 from .nets.embeddings import TimeEmbedding, timestep_embedding
 from .nets.mlp import MLPConfig, MLPDenoiser
@@ -82,6 +87,10 @@ __all__ = [
     "garbage", "GARBAGE_KINDS",
     "frechet_distance", "feature_stats", "fid_from_features", "kid", "KID", "judge_features", "classifier_fid",
     "classifier_kid",
+    # eval, chapter 14
+    "judge_fid", "fid_infinity", "FIDInfinity", "precision_recall", "PrecisionRecall", "density_coverage",
+    "DensityCoverage", "knn_radii", "inception_score", "judge_inception_score", "InceptionScore",
+    "sliced_wasserstein", "energy_distance", "distance_floor", "Floor", "mode_coverage", "ModeCoverage",
     # top level
     "cache_dir", "config_key", "cache_path", "save_checkpoint", "load_checkpoint", "cached_model", "CheckpointError",
     "profile", "pick", "device", "PROFILES", "Stopwatch", "hardware",

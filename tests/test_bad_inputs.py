@@ -665,6 +665,53 @@ ROWS += [
     R("AttentionBlock", TypeError, r"^heads must be an int", lambda: dl.AttentionBlock(32, heads=2.0, groups=8)),
 ]
 
+# Chapters 14-15 (evaluation; GAN and VAE): metrics, their helpers, and the comparison models.
+F_A, F_B = torch.randn(30, 3, generator=gen(1)), torch.randn(30, 4, generator=gen(2))
+P_PROBS = torch.full((6, 3), 1 / 3)
+ROWS += [
+    R("judge_fid", ValueError, r"^features1 has 4 samples of dimension 64; .*more samples than dimensions",
+      lambda: dl.judge_fid(JUDGE, DIGITS, DIGITS)),
+    R("judge_fid", TypeError, r"^model must be a judge", lambda: dl.judge_fid(MLP, DIGITS, DIGITS)),
+    R("fid_from_features", ValueError, r"^features1 and features2 must have the same feature dimension, got 3 and 4",
+      lambda: dl.fid_from_features(F_A, F_B)),
+    R("fid_from_features", ValueError, r"^features1 has 2 samples of dimension 3",
+      lambda: dl.fid_from_features(FEATS[:2], FEATS, allow_singular=False)),
+    R("fid_from_features", ValueError, r"^features2 contains NaN", lambda: dl.fid_from_features(FEATS, FEATS * NAN)),
+    R("fid_infinity", ValueError, r"^sizes needs at least two different sample sizes",
+      lambda: dl.fid_infinity(FEATS, FEATS, sizes=(10, 10))),
+    R("fid_infinity", ValueError, r"^sizes must be in \[4, 20\], got 3", lambda: dl.fid_infinity(FEATS, FEATS, (3, 10))),
+    R("fid_infinity", ValueError, r"^features_real has 3 samples", lambda: dl.fid_infinity(FEATS, FEATS[:3], (5, 10))),
+    R("fid_infinity", ValueError, r"must have the same feature dimension", lambda: dl.fid_infinity(F_A, F_B, (5, 10))),
+    R("precision_recall", ValueError, r"^real and fake must have the same feature dimension, got 3 and 4",
+      lambda: dl.precision_recall(F_A, F_B)),
+    R("precision_recall", ValueError, r"^k must be in \[1, 29\], got 30", lambda: dl.precision_recall(F_A, F_A, k=30)),
+    R("precision_recall", ValueError, r"^fake contains NaN", lambda: dl.precision_recall(F_A, F_A * NAN)),
+    R("density_coverage", ValueError, r"^real and fake must have shape \(N, F\)",
+      lambda: dl.density_coverage(IMG, IMG)),
+    R("density_coverage", TypeError, r"^k must be an int", lambda: dl.density_coverage(F_A, F_A, k=2.0)),
+    R("knn_radii", ValueError, r"^k must be in \[1, 29\], got 0", lambda: dl.knn_radii(F_A, 0)),
+    R("inception_score", ValueError, r"^probs must be probabilities", lambda: dl.inception_score(P_PROBS * 2)),
+    R("inception_score", ValueError, r"^splits must be in \[1, 6\], got 7", lambda: dl.inception_score(P_PROBS, 7)),
+    R("inception_score", ValueError, r"^probs contains NaN", lambda: dl.inception_score(P_PROBS * NAN)),
+    R("judge_inception_score", TypeError, r"^judge must be an MNISTJudge", lambda: dl.judge_inception_score(3, DIGITS)),
+    R("judge_inception_score", ValueError, r"^x must have at least 4 dimension", lambda: dl.judge_inception_score(JUDGE, X)),
+    R("sliced_wasserstein", ValueError, r"^x and y must have the same number of points, got 4 and 2",
+      lambda: dl.sliced_wasserstein(P2, P2[:2])),
+    R("sliced_wasserstein", ValueError, r"^projections must be in \[1, inf\)", lambda: dl.sliced_wasserstein(P2, P2, 0)),
+    R("sliced_wasserstein", ValueError, r"^x and y must be point sets", lambda: dl.sliced_wasserstein(P2, F_A[:4])),
+    R("energy_distance", ValueError, r"^y contains NaN", lambda: dl.energy_distance(P2, P2 * NAN)),
+    R("energy_distance", ValueError, r"^x and y need at least 2 points", lambda: dl.energy_distance(P2[:1], P2)),
+    R("distance_floor", TypeError, r"^distance and draw must be callables", lambda: dl.distance_floor(3, GMM.sample, 10)),
+    R("distance_floor", ValueError, r"^repeats must be in \[2, inf\)",
+      lambda: dl.distance_floor(dl.energy_distance, GMM.sample, 10, repeats=1)),
+    R("mode_coverage", ValueError, r"^std must be a finite number in \(0\.0, inf\]",
+      lambda: dl.mode_coverage(P2, GMM.means, std=0.0)),
+    R("mode_coverage", ValueError, r"^x \(N, D\) and means \(K, D\) must share D",
+      lambda: dl.mode_coverage(F_A, GMM.means, std=0.1)),
+    R("mode_coverage", ValueError, r"^weights must have shape \(2,\)",
+      lambda: dl.mode_coverage(P2, GMM.means, std=0.1, weights=torch.ones(3))),
+]
+
 # Public names with nothing to validate (constants, exceptions, result tuples) or no arguments.
 NO_ARGUMENTS = {
     "PROFILES", "GARBAGE_KINDS", "VARIANCES", "SAMPLERS",            # constants
@@ -673,6 +720,8 @@ NO_ARGUMENTS = {
     "KID", "Estimate", "MixturePosterior",
     "hardware", "cache_dir", "Stopwatch",                            # no arguments / any label is fine
 }
+NO_ARGUMENTS |= {"FIDInfinity", "PrecisionRecall", "DensityCoverage", "InceptionScore", "Floor",  # chapters 14-15
+                 "ModeCoverage"}                                                          # result tuples
 MIN_ROWS = 335  # the table's size when it was written: grow it, never shrink it
 
 
