@@ -39,6 +39,8 @@ from .eval.scores import InceptionScore, inception_score, judge_inception_score
 from .eval.toy_metrics import (Floor, ModeCoverage, distance_floor, energy_distance, mode_coverage,
                                sliced_wasserstein)
 from .nets.attention import AttentionBlock
+from .nets.gan import GANConfig, GANDiscriminator, GANGenerator
+from .nets.vae import VAE, VAEConfig
 from .nets.embeddings import TimeEmbedding, timestep_embedding
 from .nets.mlp import MLPConfig, MLPDenoiser
 from .nets.summary import count_parameters, unet_block_report
@@ -55,6 +57,9 @@ from .sampling.inversion import InversionOutput, ddim_invert, slerp
 from .sampling.langevin import annealed_langevin, langevin
 from .sampling.ode import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
 from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm, mnist_ddpm_recipe, mnist_judge_config
+from .training.gan import (GANResult, GANTrainConfig, discriminator_loss, generator_loss, load_or_train_gan,
+                           r1_penalty, train_gan)
+from .training.vae import VAEResult, VAETrainConfig, load_or_train_vae, negative_elbo, train_vae
 from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
 
 __version__ = "0.1.0"
@@ -74,9 +79,12 @@ __all__ = [
     # nets
     "timestep_embedding", "TimeEmbedding", "MLPConfig", "MLPDenoiser", "AttentionBlock", "ResBlock", "UNetConfig",
     "UNet", "count_parameters", "unet_block_report",
+    "GANConfig", "GANGenerator", "GANDiscriminator", "VAEConfig", "VAE",  # chapter 15
     # training
     "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
+    "GANTrainConfig", "GANResult", "train_gan", "load_or_train_gan", "discriminator_loss", "generator_loss",  # ch. 15
+    "r1_penalty", "VAETrainConfig", "VAEResult", "train_vae", "load_or_train_vae", "negative_elbo",
     # oracles
     "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",
     # data

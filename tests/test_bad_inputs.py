@@ -668,6 +668,10 @@ ROWS += [
 # Chapters 14-15 (evaluation; GAN and VAE): metrics, their helpers, and the comparison models.
 F_A, F_B = torch.randn(30, 3, generator=gen(1)), torch.randn(30, 4, generator=gen(2))
 P_PROBS = torch.full((6, 3), 1 / 3)
+with torch.random.fork_rng(devices=[]):
+    torch.manual_seed(0)
+    GAN_G, GAN_D = dl.GANGenerator(dl.GANConfig(width=4)), dl.GANDiscriminator(dl.GANConfig(width=4))
+    VAE_2D = dl.VAE(dl.VAEConfig(width=4))
 ROWS += [
     R("judge_fid", ValueError, r"^features1 has 4 samples of dimension 64; .*more samples than dimensions",
       lambda: dl.judge_fid(JUDGE, DIGITS, DIGITS)),
@@ -710,6 +714,37 @@ ROWS += [
       lambda: dl.mode_coverage(F_A, GMM.means, std=0.1)),
     R("mode_coverage", ValueError, r"^weights must have shape \(2,\)",
       lambda: dl.mode_coverage(P2, GMM.means, std=0.1, weights=torch.ones(3))),
+    R("GANConfig", ValueError, r"^data must be one of \('points', 'mnist'\), got 'cifar'", lambda: dl.GANConfig(data="cifar")),
+    R("GANConfig", TypeError, r"^spectral_norm must be a bool", lambda: dl.GANConfig(spectral_norm=1)),
+    R("GANGenerator", TypeError, r"^config must be a GANConfig", lambda: dl.GANGenerator(dl.VAEConfig())),
+    R("GANGenerator", ValueError, r"^z must have shape \(B, 8\)", lambda: GAN_G(torch.zeros(2, 3))),
+    R("GANDiscriminator", ValueError, r"^x must have shape \(B, 2\) for this discriminator", lambda: GAN_D(IMG)),
+    R("GANDiscriminator", ValueError, r"^x contains NaN", lambda: GAN_D(X_NAN[:, :2])),
+    R("VAEConfig", ValueError, r"^z_dim must be in \[1, inf\)", lambda: dl.VAEConfig(z_dim=0)),
+    R("VAE", TypeError, r"^config must be a VAEConfig", lambda: dl.VAE(dl.GANConfig())),
+    R("VAE", ValueError, r"^x must have shape \(B, 2\) for this VAE", lambda: VAE_2D(IMG)),
+    R("GANTrainConfig", ValueError, r"^loss must be one of \('minimax', 'nonsaturating'\)",
+      lambda: dl.GANTrainConfig(loss="wasserstein")),
+    R("GANTrainConfig", ValueError, r"^r1_gamma must be a finite number in \[0\.0, inf\]",
+      lambda: dl.GANTrainConfig(r1_gamma=-1.0)),
+    R("train_gan", TypeError, r"^generator and discriminator must be a GANGenerator and a GANDiscriminator",
+      lambda: dl.train_gan(GAN_D, GAN_G, P2)),
+    R("train_gan", ValueError, r"^data must have shape \(N, 2\) for this GAN", lambda: dl.train_gan(GAN_G, GAN_D, IMG)),
+    R("train_gan", TypeError, r"^config must be a GANTrainConfig",
+      lambda: dl.train_gan(GAN_G, GAN_D, P2, dl.VAETrainConfig())),
+    R("load_or_train_gan", ValueError, r"^data_id must be a non-empty string",
+      lambda: dl.load_or_train_gan(dl.GANConfig(), dl.GANTrainConfig(), P2, "")),
+    R("discriminator_loss", TypeError, r"^d_real must be a torch\.Tensor", lambda: dl.discriminator_loss("a", "b")),
+    R("discriminator_loss", ValueError, r"^d_fake contains NaN", lambda: dl.discriminator_loss(X, X_NAN)),
+    R("generator_loss", ValueError, r"^loss must be one of", lambda: dl.generator_loss(torch.zeros(2), "hinge")),
+    R("r1_penalty", ValueError, r"^x must have shape \(B, 2\)", lambda: dl.r1_penalty(GAN_D, IMG)),
+    R("VAETrainConfig", ValueError, r"^lr must be a finite number in \(0\.0, inf\]", lambda: dl.VAETrainConfig(lr=0.0)),
+    R("train_vae", TypeError, r"^vae must be a VAE", lambda: dl.train_vae(GAN_G, P2)),
+    R("train_vae", ValueError, r"^data must have shape \(N, 2\) for this VAE", lambda: dl.train_vae(VAE_2D, IMG)),
+    R("load_or_train_vae", TypeError, r"^config and train_config must be a VAEConfig and a VAETrainConfig",
+      lambda: dl.load_or_train_vae(dl.GANConfig(), dl.VAETrainConfig(), P2, "ring")),
+    R("negative_elbo", ValueError, r"^x must have shape \(B, 2\) for this VAE",
+      lambda: dl.negative_elbo(VAE_2D, IMG, torch.zeros(2, 2))),
 ]
 
 # Public names with nothing to validate (constants, exceptions, result tuples) or no arguments.
@@ -721,7 +756,7 @@ NO_ARGUMENTS = {
     "hardware", "cache_dir", "Stopwatch",                            # no arguments / any label is fine
 }
 NO_ARGUMENTS |= {"FIDInfinity", "PrecisionRecall", "DensityCoverage", "InceptionScore", "Floor",  # chapters 14-15
-                 "ModeCoverage"}                                                          # result tuples
+                 "ModeCoverage", "GANResult", "VAEResult"}                                # result containers
 MIN_ROWS = 335  # the table's size when it was written: grow it, never shrink it
 
 
