@@ -60,6 +60,7 @@ from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm
 from .training.gan import (GANResult, GANTrainConfig, discriminator_loss, generator_loss, load_or_train_gan,
                            r1_penalty, train_gan)
 from .training.vae import VAEResult, VAETrainConfig, load_or_train_vae, negative_elbo, train_vae
+from .training.rivals import load_or_train_ring_diffusion, ring_configs, ring_data
 from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
 
 __version__ = "0.1.0"
@@ -85,6 +86,7 @@ __all__ = [
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
     "GANTrainConfig", "GANResult", "train_gan", "load_or_train_gan", "discriminator_loss", "generator_loss",  # ch. 15
     "r1_penalty", "VAETrainConfig", "VAEResult", "train_vae", "load_or_train_vae", "negative_elbo",
+    "ring_data", "ring_configs", "load_or_train_ring_diffusion",
     # oracles
     "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",
     # data

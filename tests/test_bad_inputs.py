@@ -745,6 +745,11 @@ ROWS += [
       lambda: dl.load_or_train_vae(dl.GANConfig(), dl.VAETrainConfig(), P2, "ring")),
     R("negative_elbo", ValueError, r"^x must have shape \(B, 2\) for this VAE",
       lambda: dl.negative_elbo(VAE_2D, IMG, torch.zeros(2, 2))),
+    R("ring_configs", ValueError, r"^name must be one of \('GAN', 'GAN \+ R1', 'VAE', 'diffusion'\)",
+      lambda: dl.ring_configs("flow", 0)),
+    R("ring_configs", ValueError, r"^profile must be one of", lambda: dl.ring_configs("GAN", 0, "laptop")),
+    R("ring_configs", ValueError, r"^seed must be in \[0, inf\)", lambda: dl.ring_configs("GAN", -1)),
+    R("load_or_train_ring_diffusion", TypeError, r"^seed must be an int", lambda: dl.load_or_train_ring_diffusion(0.5)),
 ]
 
 # Public names with nothing to validate (constants, exceptions, result tuples) or no arguments.
@@ -756,7 +761,7 @@ NO_ARGUMENTS = {
     "hardware", "cache_dir", "Stopwatch",                            # no arguments / any label is fine
 }
 NO_ARGUMENTS |= {"FIDInfinity", "PrecisionRecall", "DensityCoverage", "InceptionScore", "Floor",  # chapters 14-15
-                 "ModeCoverage", "GANResult", "VAEResult"}                                # result containers
+                 "ModeCoverage", "GANResult", "VAEResult", "ring_data"}                                # result containers
 MIN_ROWS = 335  # the table's size when it was written: grow it, never shrink it
 
 

@@ -83,3 +83,14 @@ def test_short_training_lowers_the_losses_and_is_reproducible():
         assert r.finite and len(r.d_loss) == 30
         runs.append(g.sample(4, _gen(7)))
     torch.testing.assert_close(runs[0], runs[1])
+
+
+def test_ring_data_is_the_eight_gaussians_mixture():
+    """dl.ring_data writes the mixture out (training may not import oracles): same distribution."""
+    ring = dl.GaussianMixture.eight_gaussians()
+    x = dl.ring_data()[:2000].double()
+    g = _gen(8)
+    floor = dl.distance_floor(dl.energy_distance, lambda n: ring.sample(n, generator=g), 2000, 10)
+    assert abs(dl.energy_distance(x, ring.sample(2000, generator=g)) - floor.mean) < 4 * floor.std
+    assert dl.mode_coverage(x, ring.means, std=0.1).modes_covered == 8
+    torch.testing.assert_close(dl.ring_data(), dl.ring_data())
