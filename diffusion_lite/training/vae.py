@@ -83,7 +83,7 @@ def train_vae(vae: VAE, data: Tensor, config: VAETrainConfig = VAETrainConfig(),
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        result.loss.append(float(loss))
+        result.loss.append(loss.item())
         if step % 100 == 0:
             bar.set_postfix(loss=f"{float(loss):.3f}")
     result.seconds = time.perf_counter() - start
