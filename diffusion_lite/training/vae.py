@@ -85,7 +85,7 @@ def train_vae(vae: VAE, data: Tensor, config: VAETrainConfig = VAETrainConfig(),
         opt.step()
         result.loss.append(loss.item())
         if step % 100 == 0:
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
     result.seconds = time.perf_counter() - start
     vae.eval()
     return result
