@@ -34,7 +34,14 @@ from .eval.judge import JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_tra
 from .eval.neighbours import Neighbours, nearest_neighbours, training_spacing  # chapter 16
 from .eval.metrics import (KID, classifier_fid, classifier_kid, feature_stats, fid_from_features,
                            frechet_distance, judge_features, kid)
+from .eval.manifold import DensityCoverage, PrecisionRecall, density_coverage, knn_radii, precision_recall
+from .eval.metrics import FIDInfinity, fid_infinity, judge_fid
+from .eval.scores import InceptionScore, inception_score, judge_inception_score
+from .eval.toy_metrics import (Floor, ModeCoverage, distance_floor, energy_distance, mode_coverage,
+                               sliced_wasserstein)
 from .nets.attention import AttentionBlock
+from .nets.gan import GANConfig, GANDiscriminator, GANGenerator
+from .nets.vae import VAE, VAEConfig
 from .nets.embeddings import TimeEmbedding, timestep_embedding
 from .nets.mlp import MLPConfig, MLPDenoiser
 from .nets.summary import count_parameters, unet_block_report
@@ -56,6 +63,10 @@ from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm
 from .training.distill import (DistillConfig, DistillResult, distill, distill_target, distill_weight,  # chapter 17
                                progressive_distillation, student_grid)
 from .training.rectified_flow import train_rectified_flow  # chapter 17
+from .training.gan import (GANResult, GANTrainConfig, discriminator_loss, generator_loss, load_or_train_gan,
+                           r1_penalty, train_gan)
+from .training.vae import VAEResult, VAETrainConfig, load_or_train_vae, negative_elbo, train_vae
+from .training.rivals import load_or_train_ring_diffusion, ring_configs, ring_data
 from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
 
 __version__ = "0.1.0"
@@ -76,12 +87,16 @@ __all__ = [
     # nets
     "timestep_embedding", "TimeEmbedding", "MLPConfig", "MLPDenoiser", "AttentionBlock", "ResBlock", "UNetConfig",
     "UNet", "count_parameters", "unet_block_report",
+    "GANConfig", "GANGenerator", "GANDiscriminator", "VAEConfig", "VAE",  # chapter 15
     # training
     "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
     "DistillConfig", "DistillResult", "student_grid", "distill_target", "distill_weight", "distill",
     "progressive_distillation",
     "train_rectified_flow",  # chapter 17
+    "GANTrainConfig", "GANResult", "train_gan", "load_or_train_gan", "discriminator_loss", "generator_loss",  # ch. 15
+    "r1_penalty", "VAETrainConfig", "VAEResult", "train_vae", "load_or_train_vae", "negative_elbo",
+    "ring_data", "ring_configs", "load_or_train_ring_diffusion",
     # oracles
     "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",
     "EmpiricalDenoiser", "empirical_x0",  # chapter 16
@@ -94,6 +109,10 @@ __all__ = [
     "frechet_distance", "feature_stats", "fid_from_features", "kid", "KID", "judge_features", "classifier_fid",
     "classifier_kid",
     "Neighbours", "nearest_neighbours", "training_spacing",  # chapter 16
+    # eval, chapter 14
+    "judge_fid", "fid_infinity", "FIDInfinity", "precision_recall", "PrecisionRecall", "density_coverage",
+    "DensityCoverage", "knn_radii", "inception_score", "judge_inception_score", "InceptionScore",
+    "sliced_wasserstein", "energy_distance", "distance_floor", "Floor", "mode_coverage", "ModeCoverage",
     # top level
     "cache_dir", "config_key", "cache_path", "save_checkpoint", "load_checkpoint", "cached_model", "CheckpointError",
     "profile", "pick", "device", "PROFILES", "Stopwatch", "hardware",

@@ -721,6 +721,93 @@ ROWS += [
       lambda: dl.sample_flow(lambda x, s: x[:1], P2)),
 ]
 
+# Chapters 14-15 (evaluation; GAN and VAE): metrics, their helpers, and the comparison models.
+F_A, F_B = torch.randn(30, 3, generator=gen(1)), torch.randn(30, 4, generator=gen(2))
+P_PROBS = torch.full((6, 3), 1 / 3)
+with torch.random.fork_rng(devices=[]):
+    torch.manual_seed(0)
+    GAN_G, GAN_D = dl.GANGenerator(dl.GANConfig(width=4)), dl.GANDiscriminator(dl.GANConfig(width=4))
+    VAE_2D = dl.VAE(dl.VAEConfig(width=4))
+ROWS += [
+    R("judge_fid", ValueError, r"^features1 has 4 samples of dimension 64; .*more samples than dimensions",
+      lambda: dl.judge_fid(JUDGE, DIGITS, DIGITS)),
+    R("judge_fid", TypeError, r"^model must be a judge", lambda: dl.judge_fid(MLP, DIGITS, DIGITS)),
+    R("fid_from_features", ValueError, r"^features1 and features2 must have the same feature dimension, got 3 and 4",
+      lambda: dl.fid_from_features(F_A, F_B)),
+    R("fid_from_features", ValueError, r"^features1 has 2 samples of dimension 3",
+      lambda: dl.fid_from_features(FEATS[:2], FEATS, allow_singular=False)),
+    R("fid_from_features", ValueError, r"^features2 contains NaN", lambda: dl.fid_from_features(FEATS, FEATS * NAN)),
+    R("fid_infinity", ValueError, r"^sizes needs at least two different sample sizes",
+      lambda: dl.fid_infinity(FEATS, FEATS, sizes=(10, 10))),
+    R("fid_infinity", ValueError, r"^sizes must be in \[4, 20\], got 3", lambda: dl.fid_infinity(FEATS, FEATS, (3, 10))),
+    R("fid_infinity", ValueError, r"^features_real has 3 samples", lambda: dl.fid_infinity(FEATS, FEATS[:3], (5, 10))),
+    R("fid_infinity", ValueError, r"must have the same feature dimension", lambda: dl.fid_infinity(F_A, F_B, (5, 10))),
+    R("precision_recall", ValueError, r"^real and fake must have the same feature dimension, got 3 and 4",
+      lambda: dl.precision_recall(F_A, F_B)),
+    R("precision_recall", ValueError, r"^k must be in \[1, 29\], got 30", lambda: dl.precision_recall(F_A, F_A, k=30)),
+    R("precision_recall", ValueError, r"^fake contains NaN", lambda: dl.precision_recall(F_A, F_A * NAN)),
+    R("density_coverage", ValueError, r"^real and fake must have shape \(N, F\)",
+      lambda: dl.density_coverage(IMG, IMG)),
+    R("density_coverage", TypeError, r"^k must be an int", lambda: dl.density_coverage(F_A, F_A, k=2.0)),
+    R("knn_radii", ValueError, r"^k must be in \[1, 29\], got 0", lambda: dl.knn_radii(F_A, 0)),
+    R("inception_score", ValueError, r"^probs must be probabilities", lambda: dl.inception_score(P_PROBS * 2)),
+    R("inception_score", ValueError, r"^splits must be in \[1, 6\], got 7", lambda: dl.inception_score(P_PROBS, 7)),
+    R("inception_score", ValueError, r"^probs contains NaN", lambda: dl.inception_score(P_PROBS * NAN)),
+    R("judge_inception_score", TypeError, r"^judge must be an MNISTJudge", lambda: dl.judge_inception_score(3, DIGITS)),
+    R("judge_inception_score", ValueError, r"^x must have at least 4 dimension", lambda: dl.judge_inception_score(JUDGE, X)),
+    R("sliced_wasserstein", ValueError, r"^x and y must have the same number of points, got 4 and 2",
+      lambda: dl.sliced_wasserstein(P2, P2[:2])),
+    R("sliced_wasserstein", ValueError, r"^projections must be in \[1, inf\)", lambda: dl.sliced_wasserstein(P2, P2, 0)),
+    R("sliced_wasserstein", ValueError, r"^x and y must be point sets", lambda: dl.sliced_wasserstein(P2, F_A[:4])),
+    R("energy_distance", ValueError, r"^y contains NaN", lambda: dl.energy_distance(P2, P2 * NAN)),
+    R("energy_distance", ValueError, r"^x and y need at least 2 points", lambda: dl.energy_distance(P2[:1], P2)),
+    R("distance_floor", TypeError, r"^distance and draw must be callables", lambda: dl.distance_floor(3, GMM.sample, 10)),
+    R("distance_floor", ValueError, r"^repeats must be in \[2, inf\)",
+      lambda: dl.distance_floor(dl.energy_distance, GMM.sample, 10, repeats=1)),
+    R("mode_coverage", ValueError, r"^std must be a finite number in \(0\.0, inf\]",
+      lambda: dl.mode_coverage(P2, GMM.means, std=0.0)),
+    R("mode_coverage", ValueError, r"^x \(N, D\) and means \(K, D\) must share D",
+      lambda: dl.mode_coverage(F_A, GMM.means, std=0.1)),
+    R("mode_coverage", ValueError, r"^weights must have shape \(2,\)",
+      lambda: dl.mode_coverage(P2, GMM.means, std=0.1, weights=torch.ones(3))),
+    R("GANConfig", ValueError, r"^data must be one of \('points', 'mnist'\), got 'cifar'", lambda: dl.GANConfig(data="cifar")),
+    R("GANConfig", TypeError, r"^spectral_norm must be a bool", lambda: dl.GANConfig(spectral_norm=1)),
+    R("GANGenerator", TypeError, r"^config must be a GANConfig", lambda: dl.GANGenerator(dl.VAEConfig())),
+    R("GANGenerator", ValueError, r"^z must have shape \(B, 8\)", lambda: GAN_G(torch.zeros(2, 3))),
+    R("GANDiscriminator", ValueError, r"^x must have shape \(B, 2\) for this discriminator", lambda: GAN_D(IMG)),
+    R("GANDiscriminator", ValueError, r"^x contains NaN", lambda: GAN_D(X_NAN[:, :2])),
+    R("VAEConfig", ValueError, r"^z_dim must be in \[1, inf\)", lambda: dl.VAEConfig(z_dim=0)),
+    R("VAE", TypeError, r"^config must be a VAEConfig", lambda: dl.VAE(dl.GANConfig())),
+    R("VAE", ValueError, r"^x must have shape \(B, 2\) for this VAE", lambda: VAE_2D(IMG)),
+    R("GANTrainConfig", ValueError, r"^loss must be one of \('minimax', 'nonsaturating'\)",
+      lambda: dl.GANTrainConfig(loss="wasserstein")),
+    R("GANTrainConfig", ValueError, r"^r1_gamma must be a finite number in \[0\.0, inf\]",
+      lambda: dl.GANTrainConfig(r1_gamma=-1.0)),
+    R("train_gan", TypeError, r"^generator and discriminator must be a GANGenerator and a GANDiscriminator",
+      lambda: dl.train_gan(GAN_D, GAN_G, P2)),
+    R("train_gan", ValueError, r"^data must have shape \(N, 2\) for this GAN", lambda: dl.train_gan(GAN_G, GAN_D, IMG)),
+    R("train_gan", TypeError, r"^config must be a GANTrainConfig",
+      lambda: dl.train_gan(GAN_G, GAN_D, P2, dl.VAETrainConfig())),
+    R("load_or_train_gan", ValueError, r"^data_id must be a non-empty string",
+      lambda: dl.load_or_train_gan(dl.GANConfig(), dl.GANTrainConfig(), P2, "")),
+    R("discriminator_loss", TypeError, r"^d_real must be a torch\.Tensor", lambda: dl.discriminator_loss("a", "b")),
+    R("discriminator_loss", ValueError, r"^d_fake contains NaN", lambda: dl.discriminator_loss(X, X_NAN)),
+    R("generator_loss", ValueError, r"^loss must be one of", lambda: dl.generator_loss(torch.zeros(2), "hinge")),
+    R("r1_penalty", ValueError, r"^x must have shape \(B, 2\)", lambda: dl.r1_penalty(GAN_D, IMG)),
+    R("VAETrainConfig", ValueError, r"^lr must be a finite number in \(0\.0, inf\]", lambda: dl.VAETrainConfig(lr=0.0)),
+    R("train_vae", TypeError, r"^vae must be a VAE", lambda: dl.train_vae(GAN_G, P2)),
+    R("train_vae", ValueError, r"^data must have shape \(N, 2\) for this VAE", lambda: dl.train_vae(VAE_2D, IMG)),
+    R("load_or_train_vae", TypeError, r"^config and train_config must be a VAEConfig and a VAETrainConfig",
+      lambda: dl.load_or_train_vae(dl.GANConfig(), dl.VAETrainConfig(), P2, "ring")),
+    R("negative_elbo", ValueError, r"^x must have shape \(B, 2\) for this VAE",
+      lambda: dl.negative_elbo(VAE_2D, IMG, torch.zeros(2, 2))),
+    R("ring_configs", ValueError, r"^name must be one of \('GAN', 'GAN \+ R1', 'VAE', 'diffusion'\)",
+      lambda: dl.ring_configs("flow", 0)),
+    R("ring_configs", ValueError, r"^profile must be one of", lambda: dl.ring_configs("GAN", 0, "laptop")),
+    R("ring_configs", ValueError, r"^seed must be in \[0, inf\)", lambda: dl.ring_configs("GAN", -1)),
+    R("load_or_train_ring_diffusion", TypeError, r"^seed must be an int", lambda: dl.load_or_train_ring_diffusion(0.5)),
+]
+
 # Public names with nothing to validate (constants, exceptions, result tuples) or no arguments.
 NO_ARGUMENTS = {
     "PROFILES", "GARBAGE_KINDS", "VARIANCES", "SAMPLERS",            # constants
@@ -729,6 +816,8 @@ NO_ARGUMENTS = {
     "KID", "Estimate", "MixturePosterior", "Neighbours", "DistillResult",
     "hardware", "cache_dir", "Stopwatch",                            # no arguments / any label is fine
 }
+NO_ARGUMENTS |= {"FIDInfinity", "PrecisionRecall", "DensityCoverage", "InceptionScore", "Floor",  # chapters 14-15
+                 "ModeCoverage", "GANResult", "VAEResult", "ring_data"}                                # result containers
 MIN_ROWS = 335  # the table's size when it was written: grow it, never shrink it
 
 
