@@ -31,12 +31,16 @@ from .data.images import demo_image, to_uint8
 from .data.toy import checkerboard, moons, rings, swiss_roll
 from .eval.garbage import GARBAGE_KINDS, garbage
 from .eval.judge import JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge, train_judge
+from .eval.image_metrics import psnr, ssim
 from .eval.metrics import (KID, classifier_fid, classifier_kid, feature_stats, fid_from_features,
                            frechet_distance, judge_features, kid)
 from .nets.attention import AttentionBlock
+from .nets.autoencoder import Autoencoder, AutoencoderConfig, gaussian_kl_standard
 from .nets.embeddings import TimeEmbedding, timestep_embedding
+from .nets.latent import LatentModel
 from .nets.mlp import MLPConfig, MLPDenoiser
 from .nets.summary import count_parameters, unet_block_report
+from .nets.superres import SuperResModel, downsample, upsample
 from .nets.unet import ResBlock, UNet, UNetConfig
 from .oracles.gmm import Estimate, GaussianMixture, MixtureOracle, MixturePosterior
 from .profiles import PROFILES, device, pick, profile
@@ -45,11 +49,16 @@ from .sampling.base import SampleOutput, StepOutput, timesteps
 from .sampling.ddim import ddim_step, ddim_variance, sample_ddim
 from .sampling.ddpm import ddpm_step, respace, sample_ddpm
 from .sampling.dispatch import SAMPLERS, sample
+from .sampling.edit import EDIT_METHODS, sdedit
 from .sampling.guidance import classifier_free_guidance
+from .sampling.inpaint import check_mask, inpaint, repaint_path
 from .sampling.inversion import InversionOutput, ddim_invert, slerp
 from .sampling.langevin import annealed_langevin, langevin
 from .sampling.ode import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
+from .training.autoencoder import (AutoencoderTrainConfig, autoencoder_loss, load_or_train_mnist_autoencoder,
+                                   mnist_autoencoder_recipe, train_autoencoder)
 from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm, mnist_ddpm_recipe, mnist_judge_config
+from .training.superres import regress, train_regression
 from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
 
 __version__ = "0.1.0"
@@ -66,11 +75,18 @@ __all__ = [
     "ddim_variance", "ddim_step", "sample_ddim", "InversionOutput", "ddim_invert", "slerp",
     "ode_sigmas", "sample_euler", "sample_heun", "sample_dpm_solver_pp_2m", "langevin", "annealed_langevin",
     "SAMPLERS", "sample", "classifier_free_guidance",
+    # sampling: image-to-image (chapter 13)
+    "check_mask", "repaint_path", "inpaint", "EDIT_METHODS", "sdedit",
     # nets
     "timestep_embedding", "TimeEmbedding", "MLPConfig", "MLPDenoiser", "AttentionBlock", "ResBlock", "UNetConfig",
     "UNet", "count_parameters", "unet_block_report",
+    # nets: latent diffusion and super-resolution (chapters 12-13)
+    "AutoencoderConfig", "Autoencoder", "gaussian_kl_standard", "LatentModel", "SuperResModel", "downsample",
+    "upsample",
     # training
     "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
+    "AutoencoderTrainConfig", "autoencoder_loss", "train_autoencoder", "mnist_autoencoder_recipe",
+    "load_or_train_mnist_autoencoder", "regress", "train_regression",
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
     # oracles
     "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",
@@ -81,7 +97,7 @@ __all__ = [
     "JudgeConfig", "MNISTJudge", "JudgeReport", "train_judge", "judge", "load_or_train_judge",
     "garbage", "GARBAGE_KINDS",
     "frechet_distance", "feature_stats", "fid_from_features", "kid", "KID", "judge_features", "classifier_fid",
-    "classifier_kid",
+    "classifier_kid", "psnr", "ssim",
     # top level
     "cache_dir", "config_key", "cache_path", "save_checkpoint", "load_checkpoint", "cached_model", "CheckpointError",
     "profile", "pick", "device", "PROFILES", "Stopwatch", "hardware",

@@ -665,12 +665,80 @@ ROWS += [
     R("AttentionBlock", TypeError, r"^heads must be an int", lambda: dl.AttentionBlock(32, heads=2.0, groups=8)),
 ]
 
+# ---------------------------------------------------------------- chapters 12-13: latent diffusion, image tasks
+AE2 = dl.Autoencoder(dl.AutoencoderConfig(latent_channels=2, base_channels=8))
+SR_UNET = dl.UNet(dataclasses.replace(UNET_CFG, in_channels=2, out_channels=1))
+SR = dl.SuperResModel(SR_UNET, low_size=4, size=8)
+LAT_UNET = dl.UNet(dataclasses.replace(UNET_CFG, in_channels=3, channel_mults=(1,)))
+HALF = torch.cat([torch.ones(1, 1, 8, 4), torch.zeros(1, 1, 8, 4)], dim=3)
+ROWS += [
+    R("AutoencoderConfig", ValueError, r"^latent_channels must be in \[1, inf\), got 0",
+      lambda: dl.AutoencoderConfig(latent_channels=0)),
+    R("AutoencoderConfig", ValueError, r"^groups \(8\) must divide base_channels \(12\)",
+      lambda: dl.AutoencoderConfig(base_channels=12)),
+    R("Autoencoder", TypeError, r"^config must be an AutoencoderConfig", lambda: dl.Autoencoder({"c": 2})),
+    R("Autoencoder", ValueError, r"^x must have shape \(B, 1, 28, 28\)", lambda: AE2.encode(IMG)),
+    R("Autoencoder", ValueError, r"^z must have shape \(B, 2, 7, 7\)", lambda: AE2.decode(torch.zeros(1, 3, 7, 7))),
+    R("gaussian_kl_standard", ValueError, r"^mean and logvar must have the same shape",
+      lambda: dl.gaussian_kl_standard(torch.zeros(2, 3), torch.zeros(2, 4))),
+    R("LatentModel", ValueError, r"^unet must read and predict the autoencoder's 2 latent channels",
+      lambda: dl.LatentModel(LAT_UNET, AE2)),
+    R("LatentModel", ValueError, r"^unet must run on 7x7 latents",
+      lambda: dl.LatentModel(dl.UNet(dataclasses.replace(UNET_CFG, in_channels=2)), AE2)),
+    R("LatentModel", TypeError, r"^autoencoder must be an Autoencoder", lambda: dl.LatentModel(LAT_UNET, UNET)),
+    R("SuperResModel", ValueError, r"^unet must read x_t and the upsampled image side by side",
+      lambda: dl.SuperResModel(UNET, low_size=4, size=8)),
+    R("SuperResModel", ValueError, r"^cond, the low-resolution image, must have shape \(2, 1, 4, 4\), got \(2, 1, 2, 2\)",
+      lambda: SR(IMG, 1, torch.zeros(2, 1, 2, 2))),
+    R("SuperResModel", ValueError, r"^cond \(the low-resolution image\) is required", lambda: SR(IMG, 1)),
+    R("SuperResModel", ValueError, r"^x_t must have shape \(B, 1, 8, 8\)", lambda: SR(torch.zeros(2, 1, 4, 4), 1, IMG)),
+    R("downsample", ValueError, r"^x must be square images .* multiple of size=3",
+      lambda: dl.downsample(IMG, 3)),
+    R("upsample", ValueError, r"^size must be in \[1, inf\)", lambda: dl.upsample(IMG, 0)),
+    R("check_mask", ValueError, r"^mask must have the shape of x0 \(2, 1, 8, 8\)",
+      lambda: dl.check_mask(torch.ones(1, 1, 4, 4), IMG)),
+    R("check_mask", ValueError, r"^mask must hold only 0 \(generate\) and 1 \(known\)",
+      lambda: dl.check_mask(torch.full((1, 1, 8, 8), 0.5), IMG)),
+    R("check_mask", TypeError, r"^mask must be a torch\.Tensor", lambda: dl.check_mask([[1]], IMG)),
+    R("inpaint", ValueError, r"^mask must have the shape of x0",
+      lambda: dl.inpaint(zero_model, S, IMG, torch.ones(2, 1, 8, 7))),
+    R("inpaint", ValueError, r"^mask must hold only 0 \(generate\) and 1 \(known\)",
+      lambda: dl.inpaint(zero_model, S, IMG, HALF * 2)),
+    R("inpaint", ValueError, r"^resample must be in \[1, inf\), got 0",
+      lambda: dl.inpaint(zero_model, S, IMG, HALF, resample=0)),
+    R("inpaint", ValueError, r"^jump must be in \[1, 10\], got 11",
+      lambda: dl.inpaint(zero_model, S, IMG, HALF, resample=2, jump=11)),
+    R("inpaint", ValueError, r"^variance must be one of", lambda: dl.inpaint(zero_model, S, IMG, HALF, variance="big")),
+    R("repaint_path", ValueError, r"^jump must be in \[1, 5\], got 6", lambda: dl.repaint_path(5, 6, 2)),
+    R("sdedit", ValueError, r"^t0 must be an int in \(0, 10\] \(the schedule's T\), got 0",
+      lambda: dl.sdedit(zero_model, S, IMG, 0)),
+    R("sdedit", ValueError, r"^t0 must be an int in \(0, 10\].*got 11", lambda: dl.sdedit(zero_model, S, IMG, 11)),
+    R("sdedit", ValueError, r"^steps must be in \[1, 4\], got 5", lambda: dl.sdedit(zero_model, S, IMG, 4, steps=5)),
+    R("sdedit", ValueError, r"^method must be one of", lambda: dl.sdedit(zero_model, S, IMG, 4, 2, method="euler")),
+    R("psnr", ValueError, r"^x and y must be image batches", lambda: dl.psnr(IMG, IMG[:1])),
+    R("ssim", ValueError, r"^window must be an odd int in \[1, 8\], got 11", lambda: dl.ssim(IMG, IMG)),
+    R("AutoencoderTrainConfig", ValueError, r"^kl_weight must be a finite number in \[0\.0, inf\]",
+      lambda: dl.AutoencoderTrainConfig(kl_weight=-1.0)),
+    R("autoencoder_loss", ValueError, r"^mean and logvar must have the same shape",
+      lambda: dl.autoencoder_loss(DIGITS, DIGITS, torch.zeros(4, 2), torch.zeros(4, 3), 0.1)),
+    R("train_autoencoder", TypeError, r"^model must be an Autoencoder", lambda: dl.train_autoencoder(UNET, DIGITS)),
+    R("train_autoencoder", ValueError, r"^x must have shape \(B, 2, 28, 28\)|^x must have shape \(B, 1, 28, 28\)",
+      lambda: dl.train_autoencoder(AE2, IMG, dl.AutoencoderTrainConfig(steps=1), progress=False)),
+    R("mnist_autoencoder_recipe", ValueError, r"^profile must be one of", lambda: dl.mnist_autoencoder_recipe("tpu")),
+    R("load_or_train_mnist_autoencoder", ValueError, r"^n_train must be in \[1, 10000\], got 0",
+      lambda: dl.load_or_train_mnist_autoencoder(n_train=0)),
+    R("regress", TypeError, r"^model must be a SuperResModel", lambda: dl.regress(UNET, IMG)),
+    R("regress", ValueError, r"^cond, the low-resolution image, must have shape", lambda: dl.regress(SR, IMG)),
+    R("train_regression", ValueError, r"^low must hold one low-resolution image per image \(2\), got 1",
+      lambda: dl.train_regression(SR, IMG, IMG[:1, :, :4, :4])),
+]
+
 # Public names with nothing to validate (constants, exceptions, result tuples) or no arguments.
 NO_ARGUMENTS = {
     "PROFILES", "GARBAGE_KINDS", "VARIANCES", "SAMPLERS",            # constants
     "CheckpointError", "DatasetNotFoundError", "DownloadError",      # exception classes
     "TrainResult", "StepOutput", "SampleOutput", "InversionOutput",  # result containers
-    "KID", "Estimate", "MixturePosterior",
+    "KID", "Estimate", "MixturePosterior", "EDIT_METHODS",
     "hardware", "cache_dir", "Stopwatch",                            # no arguments / any label is fine
 }
 MIN_ROWS = 335  # the table's size when it was written: grow it, never shrink it
