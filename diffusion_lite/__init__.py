@@ -57,8 +57,9 @@ from .sampling.langevin import annealed_langevin, langevin
 from .sampling.ode import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
 from .training.autoencoder import (AutoencoderTrainConfig, autoencoder_loss, load_or_train_mnist_autoencoder,
                                    mnist_autoencoder_recipe, train_autoencoder)
+from .training.latent import latent_ddpm_recipe, load_or_train_latent_ddpm
 from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm, mnist_ddpm_recipe, mnist_judge_config
-from .training.superres import regress, train_regression
+from .training.superres import SR_KINDS, load_or_train_superres, regress, superres_recipe, train_regression
 from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
 
 __version__ = "0.1.0"
@@ -86,7 +87,8 @@ __all__ = [
     # training
     "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
     "AutoencoderTrainConfig", "autoencoder_loss", "train_autoencoder", "mnist_autoencoder_recipe",
-    "load_or_train_mnist_autoencoder", "regress", "train_regression",
+    "load_or_train_mnist_autoencoder", "regress", "train_regression", "latent_ddpm_recipe",
+    "load_or_train_latent_ddpm", "SR_KINDS", "superres_recipe", "load_or_train_superres",
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
     # oracles
     "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",

@@ -731,6 +731,15 @@ ROWS += [
     R("regress", ValueError, r"^cond, the low-resolution image, must have shape", lambda: dl.regress(SR, IMG)),
     R("train_regression", ValueError, r"^low must hold one low-resolution image per image \(2\), got 1",
       lambda: dl.train_regression(SR, IMG, IMG[:1, :, :4, :4])),
+    R("latent_ddpm_recipe", ValueError, r"^profile must be one of", lambda: dl.latent_ddpm_recipe(4, "tpu")),
+    R("load_or_train_latent_ddpm", TypeError, r"^autoencoder must be an Autoencoder",
+      lambda: dl.load_or_train_latent_ddpm(UNET, DIGITS)),
+    R("load_or_train_latent_ddpm", ValueError, r"^unet must read and predict the autoencoder's 2 latent channels",
+      lambda: dl.load_or_train_latent_ddpm(AE2, DIGITS, unet_config=LAT_UNET.config)),
+    R("superres_recipe", ValueError, r"^profile must be one of", lambda: dl.superres_recipe("tpu")),
+    R("load_or_train_superres", ValueError, r"^kind must be one of", lambda: dl.load_or_train_superres(DIGITS, 7, "gan")),
+    R("load_or_train_superres", ValueError, r"^x must be square images .* multiple of size=5",
+      lambda: dl.load_or_train_superres(DIGITS, 5)),
 ]
 
 # Public names with nothing to validate (constants, exceptions, result tuples) or no arguments.
@@ -738,7 +747,7 @@ NO_ARGUMENTS = {
     "PROFILES", "GARBAGE_KINDS", "VARIANCES", "SAMPLERS",            # constants
     "CheckpointError", "DatasetNotFoundError", "DownloadError",      # exception classes
     "TrainResult", "StepOutput", "SampleOutput", "InversionOutput",  # result containers
-    "KID", "Estimate", "MixturePosterior", "EDIT_METHODS",
+    "KID", "Estimate", "MixturePosterior", "EDIT_METHODS", "SR_KINDS",
     "hardware", "cache_dir", "Stopwatch",                            # no arguments / any label is fine
 }
 MIN_ROWS = 335  # the table's size when it was written: grow it, never shrink it

@@ -18,8 +18,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .._checks import check_tensor
-from ..nets.superres import SuperResModel
-from .train import TrainConfig, learning_rate
+from ..checkpoint import cached_model
+from ..core.schedules import Schedule, check_schedule
+from ..nets.superres import SuperResModel, downsample
+from ..nets.unet import UNet, UNetConfig
+from ..profiles import PROFILES, profile as active_profile
+from .train import TrainConfig, learning_rate, train
 
 
 def regress(model: SuperResModel, y: Tensor) -> Tensor:
@@ -61,3 +65,50 @@ def train_regression(model: SuperResModel, images: Tensor, low: Tensor, config: 
         history.append(loss.item())
     model.eval()
     return history
+
+
+SR_KINDS = ("diffusion", "regression")
+
+
+def superres_recipe(profile: str | None = None) -> tuple[UNetConfig, TrainConfig]:
+    """(UNetConfig, TrainConfig) of the super-resolution networks (2 input channels: x_t and up(y))."""
+    profile = active_profile() if profile is None else profile
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES} or None, got {profile!r}")
+    base = {"smoke": 8, "cpu": 16, "gpu": 64}[profile]
+    unet = UNetConfig(in_channels=2, out_channels=1, base_channels=base, channel_mults=(1, 2, 2),
+                      attention_levels=(), attention_heads=2 if profile == "smoke" else 4,
+                      groups=4 if profile == "smoke" else 8)
+    config = {"smoke": TrainConfig(steps=40, batch_size=32, lr=2e-3, warmup_steps=5, ema_decay=0.99),
+              "cpu": TrainConfig(steps=2500, batch_size=32, lr=2e-3, warmup_steps=100, lr_decay="cosine"),
+              "gpu": TrainConfig(steps=20_000, batch_size=128, lr=3e-4, warmup_steps=500)}[profile]
+    return unet, config
+
+
+def load_or_train_superres(images: Tensor, low_size: int, kind: str = "diffusion", sched=None,
+                           profile: str | None = None, progress: bool = True) -> SuperResModel:
+    """A SuperResModel for low_size -> 28 trained on images (N, 1, 28, 28), from the cache or trained now.
+
+    kind "diffusion": dl.train with cond = downsample(images, low_size) (eq-sr-concat; SR3);
+    kind "regression": train_regression on the same pairs (eq-sr-regression). EMA weights are kept
+    for the diffusion model; the regression model keeps its last weights.
+    """
+    check_tensor("images", images, min_dim=4)
+    if kind not in SR_KINDS:
+        raise ValueError(f"kind must be one of {SR_KINDS}, got {kind!r}")
+    sched = Schedule.linear(1000) if sched is None else check_schedule(sched)
+    unet_config, train_config = superres_recipe(profile)
+    low = downsample(images, low_size)  # also checks low_size against the image size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(train_config.seed)
+        model = SuperResModel(UNet(unet_config), low_size=low_size, size=images.shape[-1])
+
+    def fit(m: SuperResModel):
+        if kind == "regression":
+            train_regression(m, images, low, train_config, progress=progress)
+            return None
+        return train(m, images, sched, train_config, cond=low, progress=progress).ema_model
+
+    parts = (unet_config, train_config, {"kind": kind, "low_size": low_size, "images": images,
+                                         "schedule": sched.alpha_bar if kind == "diffusion" else None})
+    return cached_model(f"superres-{kind}", model, parts, fit)
