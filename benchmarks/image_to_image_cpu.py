@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--n-sr", type=int, default=300)
     ap.add_argument("--sr-ddim", type=int, default=50)
     ap.add_argument("--label", default="")
+    ap.add_argument("--out", default="image_to_image_cpu", help="results file name (without .md/.json)")
     args = ap.parse_args()
     res = {"args": vars(args), "hardware": dl.hardware(), "loadavg_start": os.getloadavg()}
     data = dl.load_dataset("mnist", split="test", progress=False)
@@ -67,13 +68,13 @@ def main():
         res["pixel_model"] = f"cpu recipe network, {cfg.steps} steps on the first 9,000 test-split digits"
     res["pixel_train_or_load_s"] = time.perf_counter() - t0
 
-    # ---- inpainting coherence
-    x = held[:args.n]
+    # ---- inpainting coherence (--n 0 skips it)
+    x = held[:max(args.n, 1)]
     mask = torch.zeros(1, 1, 28, 28)
     mask[..., :14, :] = 1
     truth = dl.judge(judge, x).predicted
     hits, inp = {}, {}
-    for name, r in (("replacement", 1), ("repaint", args.resample)):
+    for name, r in (("replacement", 1), ("repaint", args.resample)) if args.n else ():
         t0 = time.perf_counter()
         with torch.no_grad():
             out = dl.inpaint(pixel, sched, x, mask, args.steps, resample=r, jump=args.jump,
@@ -82,11 +83,12 @@ def main():
         h = hits[name]
         inp[name] = {"nfe": out.nfe, "coherence": float(h.mean()), "se": float(h.std() / math.sqrt(len(h))),
                      "seconds": time.perf_counter() - t0}
-    diff = hits["repaint"] - hits["replacement"]
-    inp["difference"] = float(diff.mean())
-    inp["difference_se_paired"] = float(diff.std() / math.sqrt(len(diff)))
-    inp["difference_in_se"] = inp["difference"] / max(inp["difference_se_paired"], 1e-12)
-    res["inpainting"] = inp
+    if args.n:
+        diff = hits["repaint"] - hits["replacement"]
+        inp["difference"] = float(diff.mean())
+        inp["difference_se_paired"] = float(diff.std() / math.sqrt(len(diff)))
+        inp["difference_in_se"] = inp["difference"] / max(inp["difference_se_paired"], 1e-12)
+        res["inpainting"] = inp
 
     # ---- super-resolution 7 -> 28
     u_cfg, sr_cfg = dl.superres_recipe("cpu")
@@ -120,20 +122,21 @@ def main():
     res["superres_7_28"] = sr
     res["loadavg_end"] = os.getloadavg()
     out_dir = ROOT / "benchmarks" / "results"
-    (out_dir / "image_to_image_cpu.json").write_text(json.dumps(res, indent=2))
+    (out_dir / f"{args.out}.json").write_text(json.dumps(res, indent=2))
     I, S = inp, sr
     md = [f"# Image-to-image on MNIST {('(' + args.label + ')') if args.label else ''}", "",
           f"{res['hardware']}; load average {res['loadavg_start'][0]:.2f} at the start, "
           f"{res['loadavg_end'][0]:.2f} at the end. Pixel DDPM: {res['pixel_model']}; judge of the cpu "
-          "profile; evaluation on the last 1,000 digits of the test split.", "",
-          f"## Inpainting, top half known, {args.n} digits, DDPM respaced to {args.steps} steps", "",
+          "profile; evaluation on the last 1,000 digits of the test split.", ""]
+    if args.n:
+        md += [f"## Inpainting, top half known, {args.n} digits, DDPM respaced to {args.steps} steps", "",
           "| method | NFE | coherence (+- 1 SE) |", "|---|---:|---:|",
           f"| replacement | {I['replacement']['nfe']} | {I['replacement']['coherence']:.1%} +- {I['replacement']['se']:.1%} |",
           f"| RePaint r={args.resample}, j={args.jump} | {I['repaint']['nfe']} | {I['repaint']['coherence']:.1%} "
           f"+- {I['repaint']['se']:.1%} |", "",
           f"Difference {I['difference']:+.1%}, paired SE {I['difference_se_paired']:.1%}: "
-          f"{I['difference_in_se']:.1f} SE (target > 2: {'met' if I['difference_in_se'] > 2 else 'NOT met'}).", "",
-          f"## Super-resolution 7->28, {args.n_sr} digits ({args.sr_steps} training steps per network; "
+          f"{I['difference_in_se']:.1f} SE (target > 2: {'met' if I['difference_in_se'] > 2 else 'NOT met'}).", ""]
+    md += [f"## Super-resolution 7->28, {args.n_sr} digits ({args.sr_steps} training steps per network; "
           f"diffusion sampled with DDIM-{args.sr_ddim})", "",
           "| method | PSNR (dB) | SSIM | judge confident | consistency RMS |", "|---|---:|---:|---:|---:|"]
     md += [f"| {k} | {v['psnr']:.2f} | {v['ssim']:.3f} | {v['confident']:.1%} | {v['consistency_rms']:.3f} |"
@@ -144,7 +147,7 @@ def main():
            f"confident share diffusion {S['diffusion']['confident']:.1%} vs regression "
            f"{S['regression']['confident']:.1%} (target: higher: "
            f"{'met' if S['diffusion']['confident'] > S['regression']['confident'] else 'NOT met'})."]
-    (out_dir / "image_to_image_cpu.md").write_text("\n".join(md) + "\n")
+    (out_dir / f"{args.out}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 
