@@ -6,8 +6,8 @@
 
 with Gaussian windows (sigma 1.5, 11 taps; Wang et al. 2004), C1 = (0.01 L)^2, C2 = (0.03 L)^2 and
 L the data range (2 for images in [-1, 1]). Both are distortion measures: they reward the
-pixel-wise average of the plausible answers, which is why a regression network wins them and
-still draws blurry digits (the perception-distortion trade-off; Blau & Michaeli 2018).
+pixel-wise average of the plausible answers, which is why a regression network tends to win them
+even where its output looks less like a real image (the perception-distortion trade-off; Blau & Michaeli 2018).
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ al. 2022), the baseline maps y straight to an image, minimising (eq-sr-regressio
     L = E || f(y) - x ||^2,    f(y) = SuperResModel(x_t = 0, t = 1, cond = y)
 
 Its optimum is the posterior mean E[x | y]: the average of every high-resolution digit consistent
-with y, which scores well on PSNR and SSIM but looks blurred (Blau & Michaeli 2018).
+with y, which scores well on PSNR and SSIM but tends to blur where several answers fit y (Blau & Michaeli 2018).
 """
 from __future__ import annotations
 
