@@ -31,6 +31,7 @@ from .data.images import demo_image, to_uint8
 from .data.toy import checkerboard, moons, rings, swiss_roll
 from .eval.garbage import GARBAGE_KINDS, garbage
 from .eval.judge import JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge, train_judge
+from .eval.image_metrics import psnr, ssim
 from .eval.neighbours import Neighbours, nearest_neighbours, training_spacing  # chapter 16
 from .eval.metrics import (KID, classifier_fid, classifier_kid, feature_stats, fid_from_features,
                            frechet_distance, judge_features, kid)
@@ -40,11 +41,14 @@ from .eval.scores import InceptionScore, inception_score, judge_inception_score
 from .eval.toy_metrics import (Floor, ModeCoverage, distance_floor, energy_distance, mode_coverage,
                                sliced_wasserstein)
 from .nets.attention import AttentionBlock
+from .nets.autoencoder import Autoencoder, AutoencoderConfig, gaussian_kl_standard
 from .nets.gan import GANConfig, GANDiscriminator, GANGenerator
 from .nets.vae import VAE, VAEConfig
 from .nets.embeddings import TimeEmbedding, timestep_embedding
+from .nets.latent import LatentModel
 from .nets.mlp import MLPConfig, MLPDenoiser
 from .nets.summary import count_parameters, unet_block_report
+from .nets.superres import SuperResModel, downsample, upsample
 from .nets.unet import ResBlock, UNet, UNetConfig
 from .oracles.gmm import Estimate, GaussianMixture, MixtureOracle, MixturePosterior
 from .oracles.empirical import EmpiricalDenoiser, empirical_x0  # chapter 16
@@ -54,12 +58,18 @@ from .sampling.base import SampleOutput, StepOutput, timesteps
 from .sampling.ddim import ddim_step, ddim_variance, sample_ddim
 from .sampling.ddpm import ddpm_step, respace, sample_ddpm
 from .sampling.dispatch import SAMPLERS, sample
+from .sampling.edit import EDIT_METHODS, sdedit
 from .sampling.guidance import classifier_free_guidance
+from .sampling.inpaint import check_mask, inpaint, repaint_path
 from .sampling.inversion import InversionOutput, ddim_invert, slerp
 from .sampling.langevin import annealed_langevin, langevin
 from .sampling.flow import sample_flow  # chapter 17
 from .sampling.ode import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
+from .training.autoencoder import (AutoencoderTrainConfig, autoencoder_loss, load_or_train_mnist_autoencoder,
+                                   mnist_autoencoder_recipe, train_autoencoder)
+from .training.latent import latent_ddpm_recipe, load_or_train_latent_ddpm
 from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm, mnist_ddpm_recipe, mnist_judge_config
+from .training.superres import SR_KINDS, load_or_train_superres, regress, superres_recipe, train_regression
 from .training.distill import (DistillConfig, DistillResult, distill, distill_target, distill_weight,  # chapter 17
                                progressive_distillation, student_grid)
 from .training.rectified_flow import train_rectified_flow  # chapter 17
@@ -83,13 +93,21 @@ __all__ = [
     "ddim_variance", "ddim_step", "sample_ddim", "InversionOutput", "ddim_invert", "slerp",
     "ode_sigmas", "sample_euler", "sample_heun", "sample_dpm_solver_pp_2m", "langevin", "annealed_langevin",
     "SAMPLERS", "sample", "classifier_free_guidance",
+    # sampling: image-to-image (chapter 13)
+    "check_mask", "repaint_path", "inpaint", "EDIT_METHODS", "sdedit",
     "sample_flow",  # chapter 17
     # nets
     "timestep_embedding", "TimeEmbedding", "MLPConfig", "MLPDenoiser", "AttentionBlock", "ResBlock", "UNetConfig",
     "UNet", "count_parameters", "unet_block_report",
+    # nets: latent diffusion and super-resolution (chapters 12-13)
+    "AutoencoderConfig", "Autoencoder", "gaussian_kl_standard", "LatentModel", "SuperResModel", "downsample",
+    "upsample",
     "GANConfig", "GANGenerator", "GANDiscriminator", "VAEConfig", "VAE",  # chapter 15
     # training
     "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
+    "AutoencoderTrainConfig", "autoencoder_loss", "train_autoencoder", "mnist_autoencoder_recipe",
+    "load_or_train_mnist_autoencoder", "regress", "train_regression", "latent_ddpm_recipe",
+    "load_or_train_latent_ddpm", "SR_KINDS", "superres_recipe", "load_or_train_superres",
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
     "DistillConfig", "DistillResult", "student_grid", "distill_target", "distill_weight", "distill",
     "progressive_distillation",
@@ -107,7 +125,7 @@ __all__ = [
     "JudgeConfig", "MNISTJudge", "JudgeReport", "train_judge", "judge", "load_or_train_judge",
     "garbage", "GARBAGE_KINDS",
     "frechet_distance", "feature_stats", "fid_from_features", "kid", "KID", "judge_features", "classifier_fid",
-    "classifier_kid",
+    "classifier_kid", "psnr", "ssim",
     "Neighbours", "nearest_neighbours", "training_spacing",  # chapter 16
     # eval, chapter 14
     "judge_fid", "fid_infinity", "FIDInfinity", "precision_recall", "PrecisionRecall", "density_coverage",
