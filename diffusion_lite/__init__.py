@@ -36,6 +36,7 @@ from .eval.metrics import (KID, classifier_fid, classifier_kid, feature_stats, f
 from .nets.attention import AttentionBlock
 from .nets.embeddings import TimeEmbedding, timestep_embedding
 from .nets.mlp import MLPConfig, MLPDenoiser
+from .nets.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
 from .nets.summary import count_parameters, unet_block_report
 from .nets.unet import ResBlock, UNet, UNetConfig
 from .oracles.gmm import Estimate, GaussianMixture, MixtureOracle, MixturePosterior
@@ -45,10 +46,13 @@ from .sampling.base import SampleOutput, StepOutput, timesteps
 from .sampling.ddim import ddim_step, ddim_variance, sample_ddim
 from .sampling.ddpm import ddpm_step, respace, sample_ddpm
 from .sampling.dispatch import SAMPLERS, sample
+from .sampling.classifier_guidance import classifier_guidance, classifier_log_prob_grad
 from .sampling.guidance import classifier_free_guidance
 from .sampling.inversion import InversionOutput, ddim_invert, slerp
 from .sampling.langevin import annealed_langevin, langevin
 from .sampling.ode import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
+from .training.conditional import (ClassifierTrainConfig, load_or_train_mnist_cond, load_or_train_noisy_classifier,
+                                   mnist_cond_recipe, noisy_classifier_setup, train_noisy_classifier)
 from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm, mnist_ddpm_recipe, mnist_judge_config
 from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
 
@@ -66,12 +70,16 @@ __all__ = [
     "ddim_variance", "ddim_step", "sample_ddim", "InversionOutput", "ddim_invert", "slerp",
     "ode_sigmas", "sample_euler", "sample_heun", "sample_dpm_solver_pp_2m", "langevin", "annealed_langevin",
     "SAMPLERS", "sample", "classifier_free_guidance",
+    "classifier_guidance", "classifier_log_prob_grad",  # chapter 10
     # nets
     "timestep_embedding", "TimeEmbedding", "MLPConfig", "MLPDenoiser", "AttentionBlock", "ResBlock", "UNetConfig",
     "UNet", "count_parameters", "unet_block_report",
+    "NoisyClassifierConfig", "NoisyClassifier",  # chapter 10
     # training
     "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
+    "mnist_cond_recipe", "load_or_train_mnist_cond", "ClassifierTrainConfig", "train_noisy_classifier",  # chapter 10
+    "noisy_classifier_setup", "load_or_train_noisy_classifier",
     # oracles
     "GaussianMixture", "MixturePosterior", "MixtureOracle", "Estimate",
     # data
