@@ -29,6 +29,7 @@ from .data.datasets import ImageDataset, data_root, load_dataset, read_idx
 from .data.download import DatasetNotFoundError, DownloadError
 from .data.images import demo_image, to_uint8
 from .data.toy import checkerboard, moons, rings, swiss_roll
+from .eval.conditional import ConditionalReport, conditional_report, knn_recall
 from .eval.garbage import GARBAGE_KINDS, garbage
 from .eval.judge import JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge, train_judge
 from .eval.metrics import (KID, classifier_fid, classifier_kid, feature_stats, fid_from_features,
@@ -90,6 +91,7 @@ __all__ = [
     "garbage", "GARBAGE_KINDS",
     "frechet_distance", "feature_stats", "fid_from_features", "kid", "KID", "judge_features", "classifier_fid",
     "classifier_kid",
+    "ConditionalReport", "conditional_report", "knn_recall",  # chapter 10
     # top level
     "cache_dir", "config_key", "cache_path", "save_checkpoint", "load_checkpoint", "cached_model", "CheckpointError",
     "profile", "pick", "device", "PROFILES", "Stopwatch", "hardware",

@@ -665,12 +665,77 @@ ROWS += [
     R("AttentionBlock", TypeError, r"^heads must be an int", lambda: dl.AttentionBlock(32, heads=2.0, groups=8)),
 ]
 
+# Chapter 10 (conditioning and guidance): labels, guidance scales, conditions where none belong.
+_CLF = dl.NoisyClassifier(dl.NoisyClassifierConfig(num_classes=3, widths=(4,), emb_dim=4, groups=2))
+_CG = dl.classifier_guidance(zero_model, _CLF, S, 1.0)
+_T2 = torch.full((2,), 3)
+ROWS += [
+    R("classifier_free_guidance", ValueError, r"^cond must hold class labels in \[0, 3\)",
+      lambda: dl.classifier_free_guidance(UNET_CLS, 2.0)(IMG, _T2, torch.tensor([0, 3]))),
+    R("classifier_free_guidance", TypeError, r"^cond must be a \(B,\) tensor of integer class labels",
+      lambda: dl.classifier_free_guidance(UNET_CLS, 2.0)(IMG, _T2, torch.tensor([0.0, 1.0]))),
+    R("classifier_free_guidance", ValueError, r"^w must be a finite number", lambda: dl.classifier_free_guidance(UNET_CLS, INF)),
+    R("classifier_free_guidance", ValueError, r"needs a condition", lambda: dl.classifier_free_guidance(UNET_CLS, 2.0)(IMG, _T2)),
+    R("UNet", ValueError, r"unconditional .* cond must be None", lambda: UNET(IMG, _T2, torch.tensor([0, 1]))),
+    R("classifier_guidance", TypeError, r"^model must be callable", lambda: dl.classifier_guidance(3, _CLF, S, 1.0)),
+    R("classifier_guidance", TypeError, r"^classifier must be callable", lambda: dl.classifier_guidance(zero_model, 3, S, 1.0)),
+    R("classifier_guidance", TypeError, r"^sched must be", lambda: dl.classifier_guidance(zero_model, _CLF, None, 1.0)),
+    R("classifier_guidance", ValueError, r"^s must be a finite number in \[0\.0, inf\]", lambda: dl.classifier_guidance(zero_model, _CLF, S, NAN)),
+    R("classifier_guidance", ValueError, r"^s must be a finite number", lambda: dl.classifier_guidance(zero_model, _CLF, S, -1.0)),
+    R("classifier_guidance", ValueError, r"needs the requested labels", lambda: _CG(IMG, _T2)),
+    R("classifier_guidance", ValueError, r"^cond must hold class labels in \[0, 3\), got values from -1",
+      lambda: _CG(IMG, _T2, torch.tensor([-1, 0]))),
+    R("classifier_guidance", TypeError, r"^cond must be a \(B,\) tensor of integer class labels",
+      lambda: _CG(IMG, _T2, torch.tensor([True, False]))),
+    R("classifier_guidance", ValueError, r"^cond must have shape \(2,\)", lambda: _CG(IMG, _T2, torch.tensor([0, 1, 2]))),
+    R("classifier_log_prob_grad", ValueError, r"must return logits \(B, num_classes\)",
+      lambda: dl.classifier_log_prob_grad(zero_model, IMG, _T2, torch.tensor([0, 1]))),
+    R("classifier_log_prob_grad", ValueError, r"^cond must hold class labels in \[0, 3\)",
+      lambda: dl.classifier_log_prob_grad(_CLF, IMG, _T2, torch.tensor([0, 5]))),
+    R("NoisyClassifierConfig", ValueError, r"^num_classes must be in \[2, inf\), got 1", lambda: dl.NoisyClassifierConfig(num_classes=1)),
+    R("NoisyClassifierConfig", ValueError, r"^widths entries must be multiples of groups \(8\), got 12",
+      lambda: dl.NoisyClassifierConfig(widths=(12,))),
+    R("NoisyClassifierConfig", ValueError, r"^widths must be a tuple", lambda: dl.NoisyClassifierConfig(widths=[32])),
+    R("NoisyClassifier", TypeError, r"^config must be a NoisyClassifierConfig", lambda: dl.NoisyClassifier({})),
+    R("NoisyClassifier", ValueError, r"^x_t must have shape \(B, 1, H, W\)", lambda: _CLF(torch.zeros(2, 3, 8, 8), 1)),
+    R("NoisyClassifier", ValueError, r"^x_t contains NaN", lambda: _CLF(torch.full((2, 1, 8, 8), NAN), 1)),
+    R("NoisyClassifier", ValueError, r"^t must be >= 0", lambda: _CLF(IMG, -1)),
+    R("ClassifierTrainConfig", ValueError, r"^steps must be in \[1, inf\), got 0", lambda: dl.ClassifierTrainConfig(steps=0)),
+    R("ClassifierTrainConfig", ValueError, r"^lr must be a finite number", lambda: dl.ClassifierTrainConfig(lr=0.0)),
+    R("train_noisy_classifier", TypeError, r"^model must be a torch\.nn\.Module", lambda: dl.train_noisy_classifier(3, IMG, torch.tensor([0, 1]), S)),
+    R("train_noisy_classifier", ValueError, r"^labels must hold class labels in \[0, 3\)",
+      lambda: dl.train_noisy_classifier(_CLF, IMG, torch.tensor([0, 3]), S, progress=False)),
+    R("train_noisy_classifier", TypeError, r"^labels must be a \(B,\) tensor of integer class labels",
+      lambda: dl.train_noisy_classifier(_CLF, IMG, torch.tensor([0.0, 1.0]), S, progress=False)),
+    R("train_noisy_classifier", ValueError, r"^labels must have shape \(2,\)",
+      lambda: dl.train_noisy_classifier(_CLF, IMG, torch.tensor([0, 1, 2]), S, progress=False)),
+    R("train_noisy_classifier", TypeError, r"^config must be a ClassifierTrainConfig",
+      lambda: dl.train_noisy_classifier(_CLF, IMG, torch.tensor([0, 1]), S, {})),
+    R("mnist_cond_recipe", ValueError, r"^profile must be one of", lambda: dl.mnist_cond_recipe("laptop")),
+    R("load_or_train_mnist_cond", ValueError, r"^profile must be one of", lambda: dl.load_or_train_mnist_cond("laptop")),
+    R("noisy_classifier_setup", ValueError, r"^profile must be one of", lambda: dl.noisy_classifier_setup("laptop")),
+    R("load_or_train_noisy_classifier", ValueError, r"^profile must be one of",
+      lambda: dl.load_or_train_noisy_classifier("laptop")),
+    R("knn_recall", ValueError, r"^real_features and gen_features must have the same width",
+      lambda: dl.knn_recall(FEATS, FEATS[:, :2])),
+    R("knn_recall", ValueError, r"^k must be in \[1, 19\], got 20", lambda: dl.knn_recall(FEATS, FEATS, k=20)),
+    R("knn_recall", ValueError, r"^gen_features contains NaN", lambda: dl.knn_recall(FEATS, FEATS * NAN)),
+    R("conditional_report", ValueError, r"^labels must hold class labels in \[0, 10\)",
+      lambda: dl.conditional_report(JUDGE, DIGITS, torch.tensor([0, 1, 2, 10]), DIGITS, DIGIT_LABELS)),
+    R("conditional_report", TypeError, r"^labels must be a \(B,\) tensor of integer class labels",
+      lambda: dl.conditional_report(JUDGE, DIGITS, torch.zeros(4), DIGITS, DIGIT_LABELS)),
+    R("conditional_report", ValueError, r"^threshold must be a finite number in \[0\.0, 1\.0\]",
+      lambda: dl.conditional_report(JUDGE, DIGITS, DIGIT_LABELS, DIGITS, DIGIT_LABELS, threshold=1.5)),
+    R("conditional_report", ValueError, r"^class 0 has 1 samples and 1 real images; need at least",
+      lambda: dl.conditional_report(JUDGE, DIGITS, DIGIT_LABELS, DIGITS, DIGIT_LABELS)),
+]
+
 # Public names with nothing to validate (constants, exceptions, result tuples) or no arguments.
 NO_ARGUMENTS = {
     "PROFILES", "GARBAGE_KINDS", "VARIANCES", "SAMPLERS",            # constants
     "CheckpointError", "DatasetNotFoundError", "DownloadError",      # exception classes
     "TrainResult", "StepOutput", "SampleOutput", "InversionOutput",  # result containers
-    "KID", "Estimate", "MixturePosterior",
+    "KID", "Estimate", "MixturePosterior", "ConditionalReport",
     "hardware", "cache_dir", "Stopwatch",                            # no arguments / any label is fine
 }
 MIN_ROWS = 335  # the table's size when it was written: grow it, never shrink it

@@ -31,7 +31,8 @@ def classifier_log_prob_grad(classifier, x_t: Tensor, t: Tensor, y: Tensor) -> t
             raise ValueError(f"classifier(x_t, t) must return logits (B, num_classes), got "
                              f"{tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__}")
         y = check_labels("cond", y, logits.shape[1], batch=x_t.shape[0])
-        log_p = logits.float().log_softmax(dim=1).gather(1, y.to(logits.device)[:, None]).squeeze(1)  # (B,)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> float32, float64 stays
+        log_p = logits.log_softmax(dim=1).gather(1, y.to(logits.device)[:, None]).squeeze(1)  # (B,)
         (grad,) = torch.autograd.grad(log_p.sum(), x)  # samples are independent: the sum's gradient is per-sample
     return log_p.detach(), grad.to(x_t.dtype)
 
