@@ -2,7 +2,7 @@
 
 Bayes' rule gives the score of the class-conditional marginal as the unconditional score plus the
 gradient of the classifier's log-probability, grad log p(x_t | y) = grad log p(x_t) + grad log p(y | x_t).
-With score = -eps / sqrt(1 - alpha_bar_t) (eq-score-from-eps) and the classifier term scaled by s:
+With score = -eps / sqrt(1 - alpha_bar_t) (eq-score-eps) and the classifier term scaled by s:
 
     eps_hat_s = eps_hat(x_t, t) - s * sqrt(1 - alpha_bar_t) * grad_x log p_phi(y | x_t, t)   (eq-cg)
 
