@@ -29,6 +29,7 @@ from .data.datasets import ImageDataset, data_root, load_dataset, read_idx
 from .data.download import DatasetNotFoundError, DownloadError
 from .data.images import demo_image, to_uint8
 from .data.toy import checkerboard, moons, rings, swiss_roll
+from .eval.conditional import ConditionalReport, conditional_report, knn_recall
 from .eval.garbage import GARBAGE_KINDS, garbage
 from .eval.judge import JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge, train_judge
 from .eval.image_metrics import psnr, ssim
@@ -47,6 +48,7 @@ from .nets.vae import VAE, VAEConfig
 from .nets.embeddings import TimeEmbedding, timestep_embedding
 from .nets.latent import LatentModel
 from .nets.mlp import MLPConfig, MLPDenoiser
+from .nets.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
 from .nets.summary import count_parameters, unet_block_report
 from .nets.superres import SuperResModel, downsample, upsample
 from .nets.unet import ResBlock, UNet, UNetConfig
@@ -58,6 +60,7 @@ from .sampling.base import SampleOutput, StepOutput, timesteps
 from .sampling.ddim import ddim_step, ddim_variance, sample_ddim
 from .sampling.ddpm import ddpm_step, respace, sample_ddpm
 from .sampling.dispatch import SAMPLERS, sample
+from .sampling.classifier_guidance import classifier_guidance, classifier_log_prob_grad
 from .sampling.edit import EDIT_METHODS, sdedit
 from .sampling.guidance import classifier_free_guidance
 from .sampling.inpaint import check_mask, inpaint, repaint_path
@@ -65,6 +68,8 @@ from .sampling.inversion import InversionOutput, ddim_invert, slerp
 from .sampling.langevin import annealed_langevin, langevin
 from .sampling.flow import sample_flow  # chapter 17
 from .sampling.ode import ode_sigmas, sample_dpm_solver_pp_2m, sample_euler, sample_heun
+from .training.conditional import (ClassifierTrainConfig, load_or_train_mnist_cond, load_or_train_noisy_classifier,
+                                   mnist_cond_recipe, noisy_classifier_setup, train_noisy_classifier)
 from .training.autoencoder import (AutoencoderTrainConfig, autoencoder_loss, load_or_train_mnist_autoencoder,
                                    mnist_autoencoder_recipe, train_autoencoder)
 from .training.latent import latent_ddpm_recipe, load_or_train_latent_ddpm
@@ -93,12 +98,14 @@ __all__ = [
     "ddim_variance", "ddim_step", "sample_ddim", "InversionOutput", "ddim_invert", "slerp",
     "ode_sigmas", "sample_euler", "sample_heun", "sample_dpm_solver_pp_2m", "langevin", "annealed_langevin",
     "SAMPLERS", "sample", "classifier_free_guidance",
+    "classifier_guidance", "classifier_log_prob_grad",  # chapter 10
     # sampling: image-to-image (chapter 13)
     "check_mask", "repaint_path", "inpaint", "EDIT_METHODS", "sdedit",
     "sample_flow",  # chapter 17
     # nets
     "timestep_embedding", "TimeEmbedding", "MLPConfig", "MLPDenoiser", "AttentionBlock", "ResBlock", "UNetConfig",
     "UNet", "count_parameters", "unet_block_report",
+    "NoisyClassifierConfig", "NoisyClassifier",  # chapter 10
     # nets: latent diffusion and super-resolution (chapters 12-13)
     "AutoencoderConfig", "Autoencoder", "gaussian_kl_standard", "LatentModel", "SuperResModel", "downsample",
     "upsample",
@@ -109,6 +116,8 @@ __all__ = [
     "load_or_train_mnist_autoencoder", "regress", "train_regression", "latent_ddpm_recipe",
     "load_or_train_latent_ddpm", "SR_KINDS", "superres_recipe", "load_or_train_superres",
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
+    "mnist_cond_recipe", "load_or_train_mnist_cond", "ClassifierTrainConfig", "train_noisy_classifier",  # chapter 10
+    "noisy_classifier_setup", "load_or_train_noisy_classifier",
     "DistillConfig", "DistillResult", "student_grid", "distill_target", "distill_weight", "distill",
     "progressive_distillation",
     "train_rectified_flow",  # chapter 17
@@ -126,6 +135,7 @@ __all__ = [
     "garbage", "GARBAGE_KINDS",
     "frechet_distance", "feature_stats", "fid_from_features", "kid", "KID", "judge_features", "classifier_fid",
     "classifier_kid", "psnr", "ssim",
+    "ConditionalReport", "conditional_report", "knn_recall",  # chapter 10
     "Neighbours", "nearest_neighbours", "training_spacing",  # chapter 16
     # eval, chapter 14
     "judge_fid", "fid_infinity", "FIDInfinity", "precision_recall", "PrecisionRecall", "density_coverage",

@@ -99,3 +99,17 @@ def check_on_device(name: str, x: Tensor, weight: Tensor, owner: str) -> None:
     if x.device != weight.device:
         raise ValueError(f"{name} is on device {x.device} but the {owner}'s weights are on {weight.device}; "
                          f"move one of them, e.g. {name}.to({str(weight.device)!r})")
+
+
+def check_labels(name: str, y, num_classes: int, batch: int | None = None) -> Tensor:
+    """Class labels: an integer (B,) tensor with every entry in [0, num_classes)."""
+    if not isinstance(y, Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"{name} must be a (B,) tensor of integer class labels, got "
+                        f"{type(y).__name__}{'' if not isinstance(y, Tensor) else ' of dtype ' + str(y.dtype)}")
+    if y.dim() != 1 or (batch is not None and y.shape[0] != batch):
+        want = "(B,)" if batch is None else f"({batch},)"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(y.shape)}")
+    if y.numel() and (bool((y < 0).any()) or bool((y >= num_classes).any())):
+        raise ValueError(f"{name} must hold class labels in [0, {num_classes}), got values from "
+                         f"{int(y.min())} to {int(y.max())}")
+    return y

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._checks import check_float, check_int
+from .._checks import check_float, check_int, check_labels
 from .base import Model
 
 
@@ -59,6 +59,9 @@ def classifier_free_guidance(model: Model, w: float, null_cond=None,
     def guided(x_t: Tensor, t: Tensor, cond=None) -> Tensor:
         if cond is None:
             raise ValueError("a guided model needs a condition: pass cond= to the sampler")
+        num_classes = getattr(getattr(model, "config", None), "num_classes", None)
+        if num_classes is not None:  # class labels: the null label is the guidance's own, not the caller's
+            check_labels("cond", cond, num_classes, batch=x_t.shape[0])
         if interval is not None and not bool(((t >= t_lo) & (t <= t_hi)).any()):
             return model(x_t, t, cond)  # outside the interval: the conditional prediction alone
         null = null_like(model, cond) if null_cond is None else null_cond

@@ -203,7 +203,8 @@ def load_or_train_mnist_ddpm(recipe: Recipe | None = None, progress: bool = True
                                  trained_seconds=meta.get("seconds"))
             return model.to(device).eval(), result, recipe
     model = recipe.make_model().to(device)
-    result = train(model, data.images, recipe.make_schedule(), recipe.train, checkpoint_path=path,
+    labels = data.labels if recipe.unet.num_classes is not None else None  # class-conditional (chapter 10)
+    result = train(model, data.images, recipe.make_schedule(), recipe.train, cond=labels, checkpoint_path=path,
                    progress=progress)
     out = result.ema_model if weights == "ema" else model
     return out.eval(), result, recipe
