@@ -960,6 +960,7 @@ NO_ARGUMENTS = {
 }
 NO_ARGUMENTS |= {"FIDInfinity", "PrecisionRecall", "DensityCoverage", "InceptionScore", "Floor",  # chapters 14-15
                  "ModeCoverage", "GANResult", "VAEResult", "ring_data"}                                # result containers
+NO_ARGUMENTS |= {"EDIT_METHODS", "SR_KINDS", "ConditionalReport"}  # chapters 12-13 constants, chapter 10 result
 MIN_ROWS = 335  # the table's size when it was written: grow it, never shrink it
 
 
