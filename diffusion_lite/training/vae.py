@@ -49,7 +49,8 @@ class VAEResult:
 
 def negative_elbo(vae: VAE, x: Tensor, eps: Tensor) -> Tensor:
     """Mean over the batch of -ELBO(x) with z = mu + exp(logvar / 2) eps (nats per data point)."""
-    # eq-vae-elbo (Kingma & Welling 2014, Eq. 10: Gaussian encoder, analytic KL)
+    # eq-vae-gauss-loss, a one-sample estimate of eq-vae-elbo (Kingma & Welling 2014, Eq. 10: Gaussian
+    # encoder, analytic KL)
     x_mean, mu, logvar = vae(x, eps)
     lv = vae.log_var_x
     nll = 0.5 * (((x - x_mean) ** 2) / lv.exp() + lv + math.log(2 * math.pi)).flatten(1).sum(1)
