@@ -76,7 +76,7 @@ class TrainConfig:
     edm_p_mean: float = dataclasses.field(default=-1.2, metadata=NEW_FIELD)  # "edm": ln(sigma) ~ N(p_mean, p_std^2)
     edm_p_std: float = dataclasses.field(default=1.2, metadata=NEW_FIELD)   # (eq-edm-sigma; Karras et al., Sec. 5)
     data_on_device: str = dataclasses.field(default="auto", metadata=NEW_FIELD)  # "auto": move the data set to
-    #   the model's accelerator once when it needs <= DEVICE_DATA_SHARE of the free memory; "always"; "never"
+    #   a CUDA model's GPU once when it needs <= DEVICE_DATA_SHARE of the free memory; "always"; "never"
     compile: bool = dataclasses.field(default=False, metadata=NEW_FIELD)  # torch.compile the training forward
     #   (needs a C compiler on the CPU; same maths, other float rounding)
 
@@ -176,7 +176,7 @@ def loss_weight(config: TrainConfig, t: Tensor, sched) -> Tensor | None:
     """
     if config.min_snr_gamma is None:
         return None
-    snr = sched.snr[t.cpu()] if t.device.type == "cpu" else sched.snr.to(t.device)[t]  # t >= 1: finite
+    snr = sched.snr.to(t.device)[t]  # t >= 1: finite
     capped = snr.clamp(max=config.min_snr_gamma)
     return (capped / snr if config.prediction == "eps" else capped / (snr + 1)).float()
 
