@@ -158,16 +158,17 @@ def report(args) -> None:
     speed_file = OUT / "speed.json"
     sps = json.loads(speed_file.read_text())["recipes"]
     runs = [json.loads(p.read_text()) for p in sorted(OUT.glob("*_seed*.json")) if "_dry" not in p.name]
+    runs.sort(key=lambda r: (list(RECIPES).index(r["recipe"]), r["seed"]))
     for r in runs:
         for pt in r["points"]:
             pt["minutes"] = pt["step"] * sps[r["recipe"]]["seconds_per_step"] / 60
     lines = ["| recipe | seed | step | minutes (2 idle threads) | confident (p >= 0.9) | rejected | classes "
-             "| judge-FID | KID x 1e3 |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| judge-FID | KID (± s.e.) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
         for pt in r["points"]:
             lines.append(f"| {r['recipe']} | {r['seed']} | {pt['step']} | {pt['minutes']:.2f} | "
                          f"{pt['confident']:.1%} ± {pt['confident_se']:.1%} | {pt['reject']:.1%} | {pt['classes']} "
-                         f"| {pt['fid']:.1f} | {1e3 * pt['kid']:.2f} ± {1e3 * pt['kid_se']:.2f} |")
+                         f"| {pt['fid']:.1f} | {pt['kid']:.3g} ± {pt['kid_se']:.2g} |")
     table = "\n".join(lines)
     # at the last checkpoint every run reached: each recipe against the baseline (unpaired standard error
     # of the difference, conservative: the same starting noise makes the two shares positively correlated)
@@ -193,6 +194,8 @@ def report(args) -> None:
     speed_rows = [f"| {k} | {v['seconds_per_step']:.4f} | {', '.join(f'{x:.4f}' for x in v.get('rounds', []))} |"
                   for k, v in sps.items()]
     speed_info = json.loads(speed_file.read_text())
+    samples = [pt["sample_seconds"] for r in runs for pt in r["points"]]
+    mean_sample = sum(samples) / max(1, len(samples))
     md = [HEADER.format(nfe=NFE, n=runs[0]["points"][0]["n"] if runs else 0), "",
           "## Seconds per step (the time axis)", "",
           f"Measured by `time_to_quality.py speed` with {next(iter(sps.values()))['threads']} threads on "
@@ -203,7 +206,8 @@ def report(args) -> None:
           f"EMA weights, DPM-Solver++(2M) with {NFE} NFE, the same starting noise for every row; "
           "confident share with its binomial standard error sqrt(p(1-p)/n).", "", table, "",
           "![confident share and FID against training time](time_to_quality.png)", "",
-          "## Against the baseline", "", *verdicts, "", FOOTER]
+          "## Against the baseline", "", *verdicts, "",
+          FOOTER.format(sample_seconds=mean_sample, nfe=NFE, ddpm_minutes=mean_sample * 1000 / NFE / 60)]
     (ROOT / "benchmarks" / "results" / "time_to_quality.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
@@ -221,12 +225,15 @@ steps x each recipe's seconds/step measured separately, so the sharing does not 
 
 FOOTER = """## What was cut to fit the CPU budget (~60 min of the 2 shared cores)
 
-- min-SNR-5 and v-prediction ran only to half of their run (2,500 steps): their points up to there
-  are those of a full run (the schedule still ends at 5,000 steps), the 10-minute point is missing.
-  Earlier measurements of both at the full budget (DDPM-1000 samples) are in `mnist_recipe_trials.md`
-  (rounds 1 and 3): neither beat the recipe of the time by a resolved margin.
-- One training seed per recipe; DDPM-1000 at the final checkpoint was not run (about 10 minutes of a
-  core per recipe at n = 400 on this CPU).
+- min-SNR-5 and v-prediction were not trained here (the session ran out of CPU time after the
+  baseline and EDM runs; `run min-SNR-5` / `run v-pred` do it). Earlier measurements of both at the
+  full budget (DDPM-1000 samples) are in `mnist_recipe_trials.md` (rounds 1 and 3): neither beat the
+  recipe of the time by a resolved margin. Their seconds/step above are measured.
+- The seconds/step come from 3 short rounds of 20 steps; they scatter by about 30 % between rounds,
+  so the time axis is uncertain by about that much (all recipes do the same work per step, so they
+  share one axis within that scatter).
+- One training seed per recipe; DDPM-1000 at the final checkpoint was not run: at the measured
+  {sample_seconds:.0f} s per {nfe}-NFE point it would take about {ddpm_minutes:.0f} minutes of a core per recipe.
 - Zero-terminal-SNR rescaling (Lin et al. 2024) was not tried: the linear schedule at T = 1000 already
   ends at sqrt(alpha_bar_T) = 0.0064 (SNR 4e-5), ten times closer to pure noise than the schedule that
   paper fixes, so the mismatch it removes is small here."""
