@@ -162,7 +162,7 @@ def report(args) -> None:
     for r in runs:
         for pt in r["points"]:
             pt["minutes"] = pt["step"] * sps[r["recipe"]]["seconds_per_step"] / 60
-    lines = ["| recipe | seed | step | minutes (2 idle threads) | confident (p >= 0.9) | rejected | classes "
+    lines = ["| recipe | seed | step | minutes (2 threads) | confident (p >= 0.9) | rejected | classes "
              "| judge-FID | KID (± s.e.) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
         for pt in r["points"]:
@@ -191,6 +191,20 @@ def report(args) -> None:
                             f"of {100 * (a['confident'] - b['confident']):+.1f} points = {z:+.1f} standard errors "
                             f"({'beats the baseline by more than 2' if z > 2 else 'not a resolved gain' if z > -2 else 'worse by more than 2'}); "
                             f"judge-FID {a['fid']:.1f} against {b['fid']:.1f}.")
+    (ROOT / "benchmarks" / "results" / "time_to_quality.json").write_text(json.dumps(dict(speed=sps, runs=runs), indent=1))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for r in runs:
+        m = [pt["minutes"] for pt in r["points"]]
+        axes[0].errorbar(m, [100 * pt["confident"] for pt in r["points"]],
+                         yerr=[100 * pt["confident_se"] for pt in r["points"]], marker="o", capsize=3,
+                         label=f"{r['recipe']} (seed {r['seed']})")
+        axes[1].plot(m, [pt["fid"] for pt in r["points"]], marker="o", label=r["recipe"])
+    axes[0].set(xlabel="training minutes (steps x s/step, 2 threads)", ylabel="confident digits (%)",
+                title=f"judge, DPM-Solver++(2M) {NFE} NFE")
+    axes[1].set(xlabel="training minutes", ylabel="judge-feature FID", yscale="log", title="judge-feature FID")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(ROOT / "benchmarks" / "results" / "time_to_quality.png", dpi=120)
     speed_rows = [f"| {k} | {v['seconds_per_step']:.4f} | {', '.join(f'{x:.4f}' for x in v.get('rounds', []))} |"
                   for k, v in sps.items()]
     speed_info = json.loads(speed_file.read_text())
