@@ -54,7 +54,7 @@ from .nets.superres import SuperResModel, downsample, upsample
 from .nets.unet import ResBlock, UNet, UNetConfig
 from .oracles.gmm import Estimate, GaussianMixture, MixtureOracle, MixturePosterior
 from .oracles.empirical import EmpiricalDenoiser, empirical_x0  # chapter 16
-from .profiles import PROFILES, device, pick, profile
+from .profiles import PROFILES, device, pick, profile, to_device
 from .reporting import Stopwatch, hardware
 from .sampling.base import SampleOutput, StepOutput, timesteps
 from .sampling.ddim import ddim_step, ddim_variance, sample_ddim
@@ -83,6 +83,7 @@ from .training.gan import (GANResult, GANTrainConfig, discriminator_loss, genera
 from .training.vae import VAEResult, VAETrainConfig, load_or_train_vae, negative_elbo, train_vae
 from .training.rivals import load_or_train_ring_diffusion, ring_configs, ring_data
 from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
+from .training.edm import EDMPrecond, edm_check_schedule, edm_coefficients, edm_loss, edm_loss_weight, edm_sigmas
 
 __version__ = "0.1.0"
 
@@ -112,6 +113,7 @@ __all__ = [
     "GANConfig", "GANGenerator", "GANDiscriminator", "VAEConfig", "VAE",  # chapter 15
     # training
     "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
+    "EDMPrecond", "edm_coefficients", "edm_loss_weight", "edm_sigmas", "edm_loss", "edm_check_schedule",
     "AutoencoderTrainConfig", "autoencoder_loss", "train_autoencoder", "mnist_autoencoder_recipe",
     "load_or_train_mnist_autoencoder", "regress", "train_regression", "latent_ddpm_recipe",
     "load_or_train_latent_ddpm", "SR_KINDS", "superres_recipe", "load_or_train_superres",
@@ -143,5 +145,5 @@ __all__ = [
     "sliced_wasserstein", "energy_distance", "distance_floor", "Floor", "mode_coverage", "ModeCoverage",
     # top level
     "cache_dir", "config_key", "cache_path", "save_checkpoint", "load_checkpoint", "cached_model", "CheckpointError",
-    "profile", "pick", "device", "PROFILES", "Stopwatch", "hardware",
+    "profile", "pick", "device", "to_device", "PROFILES", "Stopwatch", "hardware",
 ]

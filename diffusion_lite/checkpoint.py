@@ -43,6 +43,11 @@ KEY_FORMAT = 1         # bump when config_key's canonical form changes: old cach
 CHECKPOINT_FORMAT = 1  # version of the {"format", "state", "meta"} layout written by save_checkpoint
 
 
+# dataclasses.field metadata of a config field added after models were cached: config_key leaves
+# it out while it holds its default, so every existing cache entry keeps its key
+NEW_FIELD = {"key_if_default": False}
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used: corrupted, unsafe, or made for another model."""
 
@@ -65,7 +70,10 @@ def _canonical(obj, where: str = "config_parts"):
             raise ValueError(f"{where} holds a non-finite float {obj}; a cache key needs finite numbers")
         return obj
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: _canonical(getattr(obj, f.name), f"{where}.{f.name}") for f in dataclasses.fields(obj)}
+        # a field added after models were cached carries metadata {"key_if_default": False}: at its
+        # default it stays out of the key, so the cached models keep their keys (see NEW_FIELD)
+        fields = {f.name: _canonical(getattr(obj, f.name), f"{where}.{f.name}") for f in dataclasses.fields(obj)
+                  if f.metadata.get("key_if_default", True) or getattr(obj, f.name) != f.default}
         return {"__class__": type(obj).__name__, **fields}
     if isinstance(obj, dict):
         if not all(isinstance(k, str) for k in obj):

@@ -32,3 +32,15 @@ def pick(*, smoke, cpu, gpu):
 def device() -> torch.device:
     """cuda when available and the profile is gpu, else cpu."""
     return torch.device("cuda" if profile() == "gpu" and torch.cuda.is_available() else "cpu")
+
+
+def to_device(x: torch.Tensor, device) -> torch.Tensor:
+    """x on `device` without making the host wait: a CPU tensor bound for CUDA is copied through
+    pinned memory with non_blocking=True (a plain copy from pageable memory synchronises the
+    stream, which stalls a training or sampling loop once per call). Elsewhere x.to(device)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    device = torch.device(device)
+    if device.type == "cuda" and x.device.type == "cpu":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)

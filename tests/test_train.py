@@ -222,3 +222,77 @@ def test_rejects_bad_arguments():
         train(mlp(), torch.full((4, 2), float("nan")), SCHED, TrainConfig(steps=2), progress=False)
     with pytest.raises(TypeError, match="sched must be"):
         train(mlp(), TOY, "linear", TrainConfig(steps=2), progress=False)
+
+
+def test_history_is_one_float_per_step_whatever_log_every():
+    """Losses stay on the device and are read every log_every steps: the history must not change."""
+    config = TrainConfig(steps=23, batch_size=4, lr=1e-3, warmup_steps=4, p_uncond=0.3, ema_decay=0.9)
+    data, labels = torch.rand(12, 1, 8, 8) * 2 - 1, torch.arange(12) % 3
+    runs = [train(tiny_unet(), data, SCHED, TrainConfig(**{**config.__dict__, "log_every": k}), cond=labels,
+                  progress=False) for k in (1, 50, 7)]
+    assert runs[0].history == runs[1].history == runs[2].history and len(runs[0].history) == 23
+    assert all(type(v) is float for v in runs[1].history)
+    assert same_weights(runs[0].ema_model, runs[1].ema_model)
+
+
+def test_data_placement_and_optimizer_choice_leave_the_cpu_numbers_alone():
+    base = train(mlp(), TOY, SCHED, TrainConfig(steps=12, batch_size=8), progress=False)
+    for where in ("always", "never"):
+        other = train(mlp(), TOY, SCHED, TrainConfig(steps=12, batch_size=8, data_on_device=where), progress=False)
+        assert other.history == base.history
+    with pytest.raises(ValueError, match="data_on_device must be"):
+        TrainConfig(data_on_device="gpu")
+
+
+def test_new_fields_at_their_defaults_keep_the_cache_keys():
+    """Fields added after models were cached stay out of the key at their defaults."""
+    from diffusion_lite.checkpoint import config_key
+    import dataclasses
+    new = [f.name for f in dataclasses.fields(TrainConfig) if not f.metadata.get("key_if_default", True)]
+    assert {"compile", "data_on_device", "edm_p_mean", "edm_p_std"} <= set(new)
+    assert config_key(TrainConfig()) != config_key(TrainConfig(compile=True))
+    assert config_key(TrainConfig()) != config_key(TrainConfig(edm_p_std=1.0))
+
+
+def test_stop_at_checkpoints_one_run_with_its_cosine_schedule(tmp_path):
+    config = TrainConfig(steps=20, batch_size=8, lr=1e-3, warmup_steps=2, lr_decay="cosine", log_every=6)
+    full = train(mlp(), TOY, SCHED, config, progress=False)
+    path = tmp_path / "run.pt"
+    for stop in (5, 9, 20):
+        model = mlp() if stop == 5 else mlp(seed=stop)  # resumed legs take everything from the checkpoint
+        part = train(model, TOY, SCHED, config, checkpoint_path=path, stop_at=stop, progress=False)
+        assert part.history == full.history[:stop] and load_checkpoint(path)[0]["step"] == stop
+    assert same_weights(part.ema_model, full.ema_model)
+    with pytest.raises(ValueError, match=r"stop_at must be in \[1, 20\]"):
+        train(mlp(), TOY, SCHED, config, stop_at=21, progress=False)
+
+
+class LateOverflow(nn.Module):
+    """Finite for the first three calls, then inf: the read every log_every steps must name the step."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+        self.calls = 0
+
+    def forward(self, x_t, t):
+        self.calls += 1
+        return self.w * x_t * (1e30 if self.calls > 3 else 1.0)
+
+
+def test_non_finite_loss_is_found_at_the_next_read_and_named():
+    with pytest.raises(RuntimeError, match=r"loss is inf at step 4 .*every log_every=5 steps.*steps 1-5"):
+        train(LateOverflow(), TOY, SCHED, TrainConfig(steps=12, batch_size=4, log_every=5), progress=False)
+
+
+def _has_c_compiler() -> bool:
+    import shutil
+    return any(shutil.which(cc) for cc in ("cc", "gcc", "clang"))
+
+
+@pytest.mark.skipif(not _has_c_compiler(), reason="torch.compile on the CPU needs a C compiler")
+def test_compile_gives_the_same_losses_to_tolerance():
+    config = TrainConfig(steps=6, batch_size=16, lr=1e-3, warmup_steps=2)
+    eager = train(mlp(), TOY, SCHED, config, progress=False)
+    compiled = train(mlp(), TOY, SCHED, TrainConfig(**{**config.__dict__, "compile": True}), progress=False)
+    assert compiled.history == pytest.approx(eager.history, rel=1e-4, abs=1e-6)

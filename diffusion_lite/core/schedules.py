@@ -182,7 +182,11 @@ def gather(values: Tensor, t, like: Tensor, sched: Schedule | None = None) -> Te
         raise TypeError(f"sched must be a diffusion_lite.Schedule or None, got {type(sched).__name__}")
     T = values.shape[0] - 1
     t = check_timesteps("t", t, T if sched is None else sched.T)
-    out = values.to(like.device)[t.to(like.device)].to(like.dtype)
+    if t.device.type == "cpu" and values.device.type == "cpu" and like.device.type == "cuda":
+        # index on the host, then one small pinned, non-blocking copy: no stream sync per step
+        out = values[t].to(like.dtype).pin_memory().to(like.device, non_blocking=True)
+    else:
+        out = values.to(like.device)[t.to(like.device)].to(like.dtype)
     if t.dim() == 1:
         if like.dim() == 0 or like.shape[0] != t.shape[0]:
             raise ValueError(

@@ -32,7 +32,7 @@ def check_model_timesteps(t, batch: int, like: Tensor) -> Tensor:
         t = t.expand(batch)  # one step for the whole batch
     if t.dim() != 1 or t.shape[0] != batch:
         raise ValueError(f"t must be an int or have shape ({batch},) to match the batch, got shape {tuple(t.shape)}")
-    if t.device.type == "meta":  # no values to check (shape-only tracing)
+    if t.device.type != "cpu":  # meta: no values; an accelerator: reading them would sync every call
         return t
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         raise ValueError("t contains NaN or infinite values")
@@ -52,7 +52,7 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tens
         raise ValueError(f"t must be a 1-D tensor of timesteps, got {t!r:.60}")
     if t.dtype == torch.bool or t.is_complex():
         raise TypeError(f"t must hold integer (or real) timesteps, got dtype {t.dtype}")
-    if t.is_floating_point() and t.device.type != "meta" and not bool(torch.isfinite(t).all()):
+    if t.is_floating_point() and t.device.type == "cpu" and not bool(torch.isfinite(t).all()):  # no sync
         raise ValueError("t contains NaN or infinite values")
     half = dim // 2
     k = torch.arange(half, dtype=torch.float32, device=t.device)

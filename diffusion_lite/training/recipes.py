@@ -39,6 +39,7 @@ from ..data.datasets import ImageDataset, data_root, load_dataset
 from ..data.download import DatasetNotFoundError
 from ..profiles import PROFILES, device as default_device, profile as active_profile
 from ..core.schedules import Schedule
+from .edm import EDMPrecond
 from .train import TrainConfig, TrainResult, train
 from ..nets.unet import UNet, UNetConfig
 
@@ -76,11 +77,14 @@ class Recipe:
         """The noise schedule the model is trained (and must be sampled) with."""
         return Schedule.named(self.schedule, T=self.T)
 
-    def make_model(self) -> UNet:
-        """A freshly initialised UNet, seeded by train.seed (the caller's RNG is left alone)."""
+    def make_model(self) -> nn.Module:
+        """A freshly initialised UNet, seeded by train.seed (the caller's RNG is left alone); wrapped in
+        EDMPrecond (Karras et al.'s preconditioning, an eps model of the schedule) when train.prediction
+        is "edm"."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.train.seed)
-            return UNet(self.unet)
+            net = UNet(self.unet)
+        return EDMPrecond(net, self.make_schedule()) if self.train.prediction == "edm" else net
 
 
 def mnist_ddpm_recipe(profile: str | None = None) -> Recipe:

@@ -10,7 +10,14 @@ exponential moving average (EMA) of the weights, bf16 autocast on GPU, a progres
 and exact resume. All randomness (batches, t, eps, label dropout) comes from one torch.Generator
 seeded with config.seed, and the global RNG (dropout) is seeded too, inside torch.random.fork_rng
 so the caller's RNG is untouched. Everything random is saved in the checkpoint, so a resumed run
-repeats the uninterrupted one exactly.
+repeats the uninterrupted one exactly. prediction="edm" trains an EDMPrecond (training/edm.py) on
+Karras et al.'s preconditioned loss instead (eq-edm-loss).
+
+On an accelerator the inner loop never waits for the device: the random draws stay on the CPU
+generator and travel through pinned memory without blocking, each step's loss stays on the device
+and the history (one float per step, as on the CPU) is read, and checked for NaN/inf, once every
+log_every steps (and before every checkpoint). The data set moves to the device once when it fits
+(config.data_on_device); AdamW is fused on CUDA and uses its foreach kernels elsewhere.
 """
 from __future__ import annotations
 
@@ -28,14 +35,17 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .._checks import check_float, check_int, check_tensor
-from ..checkpoint import file_lock, load_checkpoint, load_weights, save_checkpoint
+from ..checkpoint import NEW_FIELD, file_lock, load_checkpoint, load_weights, save_checkpoint
+from ..profiles import to_device
 from ..core.forward import q_sample
 from ..core.schedules import check_schedule
 from ..core.parameterization import v_from_eps
+from .edm import EDMPrecond, edm_check_schedule, edm_loss, edm_sigmas
 
 # Fields that change the trajectory; a checkpoint made with other values cannot be resumed.
-# (steps may grow between runs; log_every and checkpoint_every do not change the numbers.)
-_FREE_FIELDS = ("steps", "log_every", "checkpoint_every")
+# (steps may grow between runs; log_every, checkpoint_every and data placement do not change the numbers.)
+_FREE_FIELDS = ("steps", "log_every", "checkpoint_every", "data_on_device")
+DEVICE_DATA_SHARE = 0.25  # data_on_device="auto" moves the data when it needs at most this share of free memory
 
 
 @dataclass(frozen=True)
@@ -52,14 +62,23 @@ class TrainConfig:
     grad_clip: float | None = 1.0   # clip the global gradient norm to this (None: no clipping)
     ema_decay: float = 0.999        # EMA of the weights (Ho et al.: 0.9999 for 800k steps)
     seed: int = 0                   # seeds the batch/t/eps generator and the global RNG (dropout)
-    log_every: int = 50             # progress-bar update every this many steps (running mean loss)
+    log_every: int = 50             # read the device's losses into the history, check them for NaN/inf and
+                                    # update the progress bar every this many steps (running mean loss)
     checkpoint_every: int = 0       # also save every this many steps (0: only at the end)
-    prediction: str = "eps"         # network target: "eps" (eq-l-simple) or "v" (eq-v)
+    prediction: str = "eps"         # network target: "eps" (eq-l-simple), "v" (eq-v) or "edm" (the model
+                                    # is an EDMPrecond trained on eq-edm-loss; Karras et al. 2022)
     min_snr_gamma: float | None = None  # weight each sample by min(SNR_t, gamma) / SNR_t (Hang et al. 2023)
     p_uncond: float = 0.0           # probability of dropping a sample's condition (CFG; Ho & Salimans 2022)
     amp: str = "auto"               # "auto": bf16 autocast on CUDA only; "bf16": always; "off": never
     channels_last: bool = False     # NHWC memory order for conv weights and image batches: the same maths,
                                     # other float rounding; often faster for conv nets on a CPU
+    # fields added later: left out of cache keys at their defaults (NEW_FIELD), so cached models keep their keys
+    edm_p_mean: float = dataclasses.field(default=-1.2, metadata=NEW_FIELD)  # "edm": ln(sigma) ~ N(p_mean, p_std^2)
+    edm_p_std: float = dataclasses.field(default=1.2, metadata=NEW_FIELD)   # (eq-edm-sigma; Karras et al., Sec. 5)
+    data_on_device: str = dataclasses.field(default="auto", metadata=NEW_FIELD)  # "auto": move the data set to
+    #   a CUDA model's GPU once when it needs <= DEVICE_DATA_SHARE of the free memory; "always"; "never"
+    compile: bool = dataclasses.field(default=False, metadata=NEW_FIELD)  # torch.compile the training forward
+    #   (needs a C compiler on the CPU; same maths, other float rounding)
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
@@ -79,11 +98,20 @@ class TrainConfig:
         check_int("seed", self.seed, low=0)
         check_int("log_every", self.log_every, low=1)
         check_int("checkpoint_every", self.checkpoint_every, low=0)
-        if self.prediction not in ("eps", "v"):
-            raise ValueError(f"prediction must be 'eps' or 'v', got {self.prediction!r}")
+        if self.prediction not in ("eps", "v", "edm"):
+            raise ValueError(f"prediction must be 'eps', 'v' or 'edm', got {self.prediction!r}")
+        check_float("edm_p_mean", self.edm_p_mean)
+        check_float("edm_p_std", self.edm_p_std, low=0.0)
+        if self.data_on_device not in ("auto", "always", "never"):
+            raise ValueError(f"data_on_device must be 'auto', 'always' or 'never', got {self.data_on_device!r}")
+        if not isinstance(self.compile, bool):
+            raise TypeError(f"compile must be a bool, got {type(self.compile).__name__}")
         check_float("p_uncond", self.p_uncond, low=0.0, high=1.0, high_open=True)
         if self.min_snr_gamma is not None:
             check_float("min_snr_gamma", self.min_snr_gamma, low=0.0, low_open=True)
+            if self.prediction == "edm":
+                raise ValueError("min_snr_gamma weights eps/v losses; prediction='edm' has its own weight "
+                                 "lambda(sigma) (eq-edm-loss): leave min_snr_gamma None")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
 
@@ -173,14 +201,27 @@ def _check_resumable(meta: dict, config: TrainConfig, model: nn.Module, data: Te
                          "checkpoint_path, or call train(..., resume=False) to start afresh")
 
 
+def _place_data(config: TrainConfig, data: Tensor, device: torch.device) -> bool:
+    """Whether the data set moves to the model's device once (config.data_on_device; CPU: nothing to move)."""
+    if device.type == "cpu" or config.data_on_device == "never" or data.device == device:
+        return False
+    if config.data_on_device == "always" or device.type != "cuda":
+        return config.data_on_device == "always"
+    free, _ = torch.cuda.mem_get_info(device)
+    return data.numel() * data.element_size() <= DEVICE_DATA_SHARE * free
+
+
 def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConfig(), *, cond: Tensor | None = None,
-          checkpoint_path=None, resume: bool = True, progress: bool = True) -> TrainResult:
+          checkpoint_path=None, resume: bool = True, progress: bool = True, stop_at: int | None = None) -> TrainResult:
     """Train `model` (in place) to predict eps on `data` (N, ...) with L_simple; see the module docstring.
 
-    data may live on any device and dtype: each batch is moved to the model's device and dtype.
-    cond: optional per-sample conditions (N,) labels or (N, [L,] cond_dim) contexts, passed to
-    model(x_t, t, cond). checkpoint_path: save there every config.checkpoint_every steps and at the
-    end; with resume=True an existing file is continued (a finished one is just loaded).
+    data may live on any device and dtype: it moves to the model's device once (config.data_on_device)
+    or batch by batch, in the model's dtype. cond: optional per-sample conditions (N,) labels or
+    (N, [L,] cond_dim) contexts, passed to model(x_t, t, cond). checkpoint_path: save there every
+    config.checkpoint_every steps and at the end; with resume=True an existing file is continued (a
+    finished one is just loaded). stop_at: end this call after that step, saving the checkpoint there,
+    as an interruption would (a later call with the same config resumes; the learning-rate schedule
+    still runs to config.steps): checkpoints at chosen steps of one run.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -188,6 +229,9 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     sched = check_schedule(sched)
     check_tensor("data", data, min_dim=2)
+    if stop_at is not None:
+        stop_at = check_int("stop_at", stop_at, low=1, high=config.steps)
+    end = config.steps if stop_at is None else stop_at
     N, B = data.shape[0], config.batch_size
     if cond is not None:
         if not isinstance(cond, Tensor) or cond.shape[0] != N:
@@ -195,24 +239,61 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
                              f"got {getattr(cond, 'shape', type(cond).__name__)}")
     if config.p_uncond > 0 and (cond is None or not hasattr(model, "drop_cond")):
         raise ValueError("p_uncond > 0 needs cond (labels or contexts) and a conditional model with drop_cond")
+    edm = config.prediction == "edm"
+    if edm:
+        if not isinstance(model, EDMPrecond):
+            raise TypeError(f"prediction='edm' trains an EDMPrecond (Karras et al.'s preconditioned denoiser), "
+                            f"got {type(model).__name__}; wrap the network: EDMPrecond(net, sched)")
+        edm_check_schedule(model, sched)
+        if config.p_uncond > 0:
+            raise ValueError("p_uncond > 0 is not supported with prediction='edm'")
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     use_amp = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
     data_range = (float(data.min()), float(data.max()))
     image_batches = config.channels_last and data.dim() == 4
     if image_batches:
         model.to(memory_format=torch.channels_last)  # in place: the caller's model keeps this layout
+    if _place_data(config, data, device):  # once: then every batch is gathered on the device
+        data = data.to(device)
+        cond = None if cond is None else cond.to(device)
 
+    # fused: one kernel for all parameters on CUDA; foreach: a few multi-tensor kernels elsewhere
+    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                            betas=(0.9, config.adam_beta2))
+                            betas=(0.9, config.adam_beta2), **fast)
     ema = copy.deepcopy(model).eval().requires_grad_(False)  # a separate copy, updated after every step
     for p in ema.parameters():
         p.grad = None
+    forward = model.net_output if edm else model  # the network call of a step (compiled on request)
+    if config.compile:
+        forward = torch.compile(forward)
     g = torch.Generator().manual_seed(config.seed)  # CPU generator: same draws on every device
     history: list[float] = []
+    pending: list[Tensor] = []  # the device's losses since the history was last read
     start, recorded = 0, None
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     t_start = time.perf_counter()
+
+    def read_losses(step: int, bar) -> None:
+        """Append the pending losses to the history (one device read), stopping on the first NaN/inf."""
+        if not pending:
+            return
+        values = torch.stack(pending).tolist()
+        first = step - len(values) + 1
+        pending.clear()
+        bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+        if bad is not None:
+            bar.close()
+            raise RuntimeError(
+                f"training stopped: the loss is {values[bad]} at step {first + bad} (losses are read every "
+                f"log_every={config.log_every} steps; this read covered steps {first}-{step}, and the weights "
+                f"have taken them all). Likely causes: the learning "
+                f"rate is too high (lr={config.lr}; try 3-10x lower or a longer warmup_steps), an AMP/bf16 "
+                f"overflow (amp={config.amp!r}, active={use_amp}; try amp='off'), or data outside a sensible "
+                f"range (data spans [{data_range[0]:.3g}, {data_range[1]:.3g}]; images should be in [-1, 1])."
+                + (f" The last checkpoint is {path}." if path is not None and path.exists() else ""))
+        history.extend(values)
 
     def save(step: int) -> None:
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
@@ -244,58 +325,63 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
                                  "raise steps or use another checkpoint_path")
         model.train()
         bar = tqdm(total=config.steps, initial=start, desc=f"train {type(model).__name__}", unit="step",
-                   disable=not progress or start == config.steps)
-        for step in range(start + 1, config.steps + 1):
+                   disable=not progress or start >= end)
+        for step in range(start + 1, end + 1):
             idx = torch.randint(N, (B,), generator=g)
-            x0 = data[idx].to(device=device, dtype=dtype)  # (B, ...)
+            x0 = data[idx if data.device.type == "cpu" else to_device(idx, data.device)]
+            x0 = to_device(x0, device).to(dtype)  # (B, ...)
             if image_batches:
                 x0 = x0.contiguous(memory_format=torch.channels_last)
-            t = torch.randint(1, sched.T + 1, (B,), generator=g).to(device)  # t ~ Uniform{1..T}
-            eps = torch.randn(x0.shape, generator=g, dtype=x0.dtype).to(device)  # eps ~ N(0, I)
-            c = None if cond is None else cond[idx].to(device)
+            t = torch.randint(1, sched.T + 1, (B,), generator=g)  # t ~ Uniform{1..T}, on the CPU
+            if edm:  # ln(sigma) ~ N(P_mean, P_std^2) instead of a timestep (eq-edm-sigma)
+                t = edm_sigmas(B, g, config.edm_p_mean, config.edm_p_std)
+            eps = to_device(torch.randn(x0.shape, generator=g, dtype=x0.dtype), device)  # eps ~ N(0, I)
+            c = None if cond is None else to_device(cond[idx if cond.device.type == "cpu" else
+                                                          to_device(idx, cond.device)], device)
             if c is not None and c.is_floating_point():
                 c = c.to(dtype)  # a context (B, [L,] cond_dim); labels stay integers
             if config.p_uncond > 0:
-                c = model.drop_cond(c, (torch.rand(B, generator=g) < config.p_uncond).to(device))
-            x_t = q_sample(x0, t, eps, sched)  # eq-q-sample
-            target = eps if config.prediction == "eps" else v_from_eps(eps, t, x_t, sched)  # eq-v
+                c = model.drop_cond(c, to_device(torch.rand(B, generator=g) < config.p_uncond, device))
             lr = learning_rate(config, step)
             for group in opt.param_groups:
                 group["lr"] = lr
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                pred = model(x_t, t) if c is None else model(x_t, t, c)
-            weight = loss_weight(config, t, sched)
-            if weight is None:
-                loss = F.mse_loss(pred.float(), target.float())  # eq-l-simple (Ho et al. 2020, Eq. 14)
-            else:  # the same squared error, each sample's mean weighted by w_t
-                loss = (weight * (pred.float() - target.float()).pow(2).flatten(1).mean(1)).mean()
-            if not bool(torch.isfinite(loss)):
-                bar.close()
-                raise RuntimeError(
-                    f"training stopped: the loss is {loss.item()} at step {step}. Likely causes: the learning "
-                    f"rate is too high (lr={config.lr}; try 3-10x lower or a longer warmup_steps), an AMP/bf16 "
-                    f"overflow (amp={config.amp!r}, active={use_amp}; try amp='off'), or data outside a sensible "
-                    f"range (data spans [{data_range[0]:.3g}, {data_range[1]:.3g}]; images should be in [-1, 1])."
-                    + (f" The last checkpoint is {path}." if path is not None and path.exists() else ""))
+            t_model = to_device(t, device)
+            if edm:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss = edm_loss(model, x0, t_model, eps, c, forward=forward).mean()  # eq-edm-loss
+            else:
+                x_t = q_sample(x0, t, eps, sched)  # eq-q-sample (t on the CPU: coefficients copied without a sync)
+                target = eps if config.prediction == "eps" else v_from_eps(eps, t, x_t, sched)  # eq-v
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    pred = forward(x_t, t_model) if c is None else forward(x_t, t_model, c)
+                weight = loss_weight(config, t, sched)
+                if weight is None:
+                    loss = F.mse_loss(pred.float(), target.float())  # eq-l-simple (Ho et al. 2020, Eq. 14)
+                else:  # the same squared error, each sample's mean weighted by w_t
+                    weight = to_device(weight, device)
+                    loss = (weight * (pred.float() - target.float()).pow(2).flatten(1).mean(1)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
             update_ema(ema, model, _ema_decay(config, step))
-            history.append(loss.item())
+            pending.append(loss.detach())
             bar.update(1)
-            if step % config.log_every == 0 or step == config.steps:
-                recent = history[-config.log_every:]
-                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{lr:.2g}", refresh=False)
-            if path is not None and config.checkpoint_every and step % config.checkpoint_every == 0 \
-                    and step < config.steps:
+            saving = path is not None and config.checkpoint_every and step % config.checkpoint_every == 0 \
+                and step < end
+            if step % config.log_every == 0 or step == end or saving:
+                read_losses(step, bar)  # the loop's only device read
+                if step % config.log_every == 0 or step == end:
+                    recent = history[-config.log_every:]
+                    bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{lr:.2g}", refresh=False)
+            if saving:
                 save(step)
         bar.close()
-        if path is not None and start < config.steps:
-            save(config.steps)
+        if path is not None and start < end:
+            save(end)
     model.train(was_training)
     seconds = time.perf_counter() - t_start
     return TrainResult(history=history, ema_model=ema, steps_done=len(history), seconds=seconds,
                        resumed_from=start, epochs=len(history) * B / N,
-                       trained_seconds=seconds if start < config.steps else recorded)
+                       trained_seconds=seconds if start < end else recorded)
