@@ -153,6 +153,15 @@ def loss_weight(config: TrainConfig, t: Tensor, sched) -> Tensor | None:
     return (capped / snr if config.prediction == "eps" else capped / (snr + 1)).float()
 
 
+def batch_cond(cond, idx: Tensor, device, dtype):
+    """The rows idx of cond (a tensor or a tuple of tensors), on `device`; floating parts (contexts)
+    take the model's dtype, labels and masks keep theirs."""
+    if isinstance(cond, tuple):
+        return tuple(batch_cond(part, idx, device, dtype) for part in cond)
+    c = cond[idx].to(device)  # (B, ...)
+    return c.to(dtype) if c.is_floating_point() else c
+
+
 def _check_resumable(meta: dict, config: TrainConfig, model: nn.Module, data: Tensor, path: Path) -> None:
     # a cosine decay depends on the total number of steps, so then `steps` must match as well;
     # fields missing from an older checkpoint take their defaults
@@ -173,13 +182,14 @@ def _check_resumable(meta: dict, config: TrainConfig, model: nn.Module, data: Te
                          "checkpoint_path, or call train(..., resume=False) to start afresh")
 
 
-def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConfig(), *, cond: Tensor | None = None,
+def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConfig(), *, cond=None,
           checkpoint_path=None, resume: bool = True, progress: bool = True) -> TrainResult:
     """Train `model` (in place) to predict eps on `data` (N, ...) with L_simple; see the module docstring.
 
     data may live on any device and dtype: each batch is moved to the model's device and dtype.
-    cond: optional per-sample conditions (N,) labels or (N, [L,] cond_dim) contexts, passed to
-    model(x_t, t, cond). checkpoint_path: save there every config.checkpoint_every steps and at the
+    cond: optional per-sample conditions (N,) labels or (N, [L,] cond_dim) contexts, or a tuple of
+    per-sample tensors such as (contexts (N, L, cond_dim), masks (N, L)); each is indexed by the batch
+    and the batch's condition is passed to model(x_t, t, cond). checkpoint_path: save there every config.checkpoint_every steps and at the
     end; with resume=True an existing file is continued (a finished one is just loaded).
     """
     if not isinstance(model, nn.Module):
@@ -190,9 +200,11 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
     check_tensor("data", data, min_dim=2)
     N, B = data.shape[0], config.batch_size
     if cond is not None:
-        if not isinstance(cond, Tensor) or cond.shape[0] != N:
-            raise ValueError(f"cond must be a tensor with one row per data sample ({N}), "
-                             f"got {getattr(cond, 'shape', type(cond).__name__)}")
+        for i, part in enumerate(cond if isinstance(cond, tuple) else (cond,)):
+            if not isinstance(part, Tensor) or part.dim() == 0 or part.shape[0] != N:
+                where = f"cond[{i}]" if isinstance(cond, tuple) else "cond"
+                raise ValueError(f"{where} must be a tensor with one row per data sample ({N}), "
+                                 f"got {getattr(part, 'shape', type(part).__name__)}")
     if config.p_uncond > 0 and (cond is None or not hasattr(model, "drop_cond")):
         raise ValueError("p_uncond > 0 needs cond (labels or contexts) and a conditional model with drop_cond")
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
@@ -252,9 +264,7 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
                 x0 = x0.contiguous(memory_format=torch.channels_last)
             t = torch.randint(1, sched.T + 1, (B,), generator=g).to(device)  # t ~ Uniform{1..T}
             eps = torch.randn(x0.shape, generator=g, dtype=x0.dtype).to(device)  # eps ~ N(0, I)
-            c = None if cond is None else cond[idx].to(device)
-            if c is not None and c.is_floating_point():
-                c = c.to(dtype)  # a context (B, [L,] cond_dim); labels stay integers
+            c = None if cond is None else batch_cond(cond, idx, device, dtype)
             if config.p_uncond > 0:
                 c = model.drop_cond(c, (torch.rand(B, generator=g) < config.p_uncond).to(device))
             x_t = q_sample(x0, t, eps, sched)  # eq-q-sample
