@@ -40,6 +40,8 @@ def main() -> None:
     ap.add_argument("--profile", default=os.environ.get("DL_PROFILE", "cpu"))
     ap.add_argument("--per-class", type=int, default=16)
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--train-steps", type=int, default=None,
+                    help="train this many steps instead of the recipe's (when the full run does not fit)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     os.environ["DL_PROFILE"] = args.profile
@@ -50,7 +52,8 @@ def main() -> None:
     encoder = dl.TextEncoder()
     encoder_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    model, result, recipe = dl.load_or_train_mnist_text(args.profile, encoder=encoder, progress=False)
+    model, result, recipe = dl.load_or_train_mnist_text(args.profile, encoder=encoder, progress=True,
+                                                          train_steps=args.train_steps)
     load_seconds = time.perf_counter() - t0
     judge = dl.load_mnist_judge(args.profile, progress=False)
     real = dl.load_dataset("mnist", split="test")
@@ -106,7 +109,11 @@ def main() -> None:
              f"**{recipe.split}** split, one caption per image from the training phrasings. Training: "
              + (f"{trained:.0f} s" if trained is not None else "time unknown")
              + (" (in this run)" if meta["trained_in_this_run"] else " (loaded from the cache; time recorded there)")
-             + f"; mean L_simple over the last 100 steps {meta['final_loss']:.4f}.", "",
+             + f"; mean L_simple over the last 100 steps {meta['final_loss']:.4f}."
+             + ("" if args.train_steps is None else
+                f" **Shortened run**: the recipe trains {dl.mnist_text_recipe(args.profile).train.steps:,} steps; "
+                f"this measurement trained {args.train_steps:,} (`--train-steps`), what fitted the time left on a "
+                "CPU shared with other jobs, so it understates the recipe."), "",
              f"Sampler **{meta['sampler']}** (NFE {args.steps}; each CFG evaluation is one U-Net pass on a batch "
              f"of 2B); {len(labels)} samples per row ({args.per_class} per digit, the same x_T in every row); "
              f"fidelity = judged confidently (p >= 0.9) as the digit the prompt names. Held out from training: "

@@ -74,12 +74,17 @@ def encoder_fingerprint(encoder: TextEncoder) -> dict:
 
 
 def load_or_train_mnist_text(profile: str | None = None, encoder: TextEncoder | None = None, progress: bool = True,
-                             device=None) -> tuple[nn.Module, TrainResult, Recipe]:
+                             device=None, train_steps: int | None = None) -> tuple[nn.Module, TrainResult, Recipe]:
     """(model, result, recipe) of mnist_text_recipe(profile): from the cache, or trained now (EMA weights).
 
     encoder: the frozen TextEncoder (default: a new one; pass the chapter's to share its cache).
+    train_steps: train for this many steps instead of the recipe's (the learning-rate schedule
+    follows; for measurements that must fit a shorter budget); None keeps the recipe.
     """
     recipe = mnist_text_recipe(profile)
+    if train_steps is not None:
+        check_int("train_steps", train_steps, low=recipe.train.warmup_steps + 1)
+        recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, steps=train_steps))
     encoder = TextEncoder() if encoder is None else encoder
     if not isinstance(encoder, TextEncoder):
         raise TypeError(f"encoder must be a TextEncoder or None, got {type(encoder).__name__}")
