@@ -273,7 +273,10 @@ class UNet(nn.Module):
     @staticmethod
     def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor, context: tuple) -> Tensor:
         for block in blocks:
-            h = block(h, emb) if isinstance(block, ResBlock) else block(h, *context)  # context, mask
+            if isinstance(block, ResBlock):
+                h = block(h, emb)
+            else:  # a mask only when there is one: blocks written as forward(x, context) keep working
+                h = block(h, context[0]) if context[1] is None else block(h, *context)
         return h
 
     def forward(self, x_t: Tensor, t, cond=None) -> Tensor:
