@@ -29,6 +29,7 @@ from .data.datasets import ImageDataset, data_root, load_dataset, read_idx
 from .data.download import DatasetNotFoundError, DownloadError
 from .data.images import demo_image, to_uint8
 from .data.toy import checkerboard, moons, rings, swiss_roll
+from .data.captions import CAPTION_KINDS, CaptionSplit, caption_split, captions_of, fill_caption, sample_captions
 from .eval.conditional import ConditionalReport, conditional_report, knn_recall
 from .eval.garbage import GARBAGE_KINDS, garbage
 from .eval.judge import JudgeConfig, JudgeReport, MNISTJudge, judge, load_or_train_judge, train_judge
@@ -51,6 +52,7 @@ from .nets.mlp import MLPConfig, MLPDenoiser
 from .nets.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
 from .nets.summary import count_parameters, unet_block_report
 from .nets.superres import SuperResModel, downsample, upsample
+from .nets.text_encoder import TextEncoder, TextEncoding, encoder_path, mean_pool  # chapter 11
 from .nets.unet import ResBlock, UNet, UNetConfig
 from .oracles.gmm import Estimate, GaussianMixture, MixtureOracle, MixturePosterior
 from .oracles.empirical import EmpiricalDenoiser, empirical_x0  # chapter 16
@@ -74,6 +76,7 @@ from .training.autoencoder import (AutoencoderTrainConfig, autoencoder_loss, loa
                                    mnist_autoencoder_recipe, train_autoencoder)
 from .training.latent import latent_ddpm_recipe, load_or_train_latent_ddpm
 from .training.recipes import Recipe, load_mnist_judge, load_or_train_mnist_ddpm, mnist_ddpm_recipe, mnist_judge_config
+from .training.text import load_or_train_mnist_text, mnist_text_recipe, prompt_conditions, training_captions
 from .training.superres import SR_KINDS, load_or_train_superres, regress, superres_recipe, train_regression
 from .training.distill import (DistillConfig, DistillResult, distill, distill_target, distill_weight,  # chapter 17
                                progressive_distillation, student_grid)
@@ -107,6 +110,7 @@ __all__ = [
     "timestep_embedding", "TimeEmbedding", "MLPConfig", "MLPDenoiser", "AttentionBlock", "ResBlock", "UNetConfig",
     "UNet", "count_parameters", "unet_block_report",
     "NoisyClassifierConfig", "NoisyClassifier",  # chapter 10
+    "TextEncoder", "TextEncoding", "encoder_path", "mean_pool",  # chapter 11
     # nets: latent diffusion and super-resolution (chapters 12-13)
     "AutoencoderConfig", "Autoencoder", "gaussian_kl_standard", "LatentModel", "SuperResModel", "downsample",
     "upsample",
@@ -120,6 +124,7 @@ __all__ = [
     "Recipe", "mnist_ddpm_recipe", "load_or_train_mnist_ddpm", "mnist_judge_config", "load_mnist_judge",
     "mnist_cond_recipe", "load_or_train_mnist_cond", "ClassifierTrainConfig", "train_noisy_classifier",  # chapter 10
     "noisy_classifier_setup", "load_or_train_noisy_classifier",
+    "mnist_text_recipe", "load_or_train_mnist_text", "training_captions", "prompt_conditions",  # chapter 11
     "DistillConfig", "DistillResult", "student_grid", "distill_target", "distill_weight", "distill",
     "progressive_distillation",
     "train_rectified_flow",  # chapter 17
@@ -132,6 +137,7 @@ __all__ = [
     # data
     "load_dataset", "ImageDataset", "data_root", "read_idx", "DatasetNotFoundError", "DownloadError",
     "swiss_roll", "moons", "checkerboard", "rings", "demo_image", "to_uint8",
+    "CAPTION_KINDS", "CaptionSplit", "caption_split", "captions_of", "fill_caption", "sample_captions",  # ch. 11
     # eval
     "JudgeConfig", "MNISTJudge", "JudgeReport", "train_judge", "judge", "load_or_train_judge",
     "garbage", "GARBAGE_KINDS",

@@ -51,6 +51,7 @@ with torch.random.fork_rng(devices=[]):
     UNET = dl.UNet(UNET_CFG)
     UNET_CLS = dl.UNet(dataclasses.replace(UNET_CFG, num_classes=3))
     UNET_PATCH = dl.UNet(dataclasses.replace(UNET_CFG, patch_size=2))
+    UNET_TXT = dl.UNet(dataclasses.replace(UNET_CFG, cond_dim=4))
     JUDGE = dl.MNISTJudge(dl.JudgeConfig.tiny())
 
 
@@ -755,6 +756,47 @@ ROWS += [
     R("noisy_classifier_setup", ValueError, r"^profile must be one of", lambda: dl.noisy_classifier_setup("laptop")),
     R("load_or_train_noisy_classifier", ValueError, r"^profile must be one of",
       lambda: dl.load_or_train_noisy_classifier("laptop")),
+    # ---------------------------------------------------------------------------- chapter 11: prompts
+    R("TextEncoder", ValueError, r"^path must be a folder holding a tokenizer and a model, got '.*diffusion_lite_no_such",
+      lambda: dl.TextEncoder(NOWHERE.parent)),
+    R("mean_pool", ValueError, r"^states must have shape \(B, L, D\), got \(2, 3\)", lambda: dl.mean_pool(X, X > 0)),
+    R("mean_pool", ValueError, r"^mask must be a bool tensor of shape \(2, 3\)",
+      lambda: dl.mean_pool(torch.zeros(2, 3, 4), torch.ones(2, 3))),
+    R("mean_pool", ValueError, r"^states contains NaN", lambda: dl.mean_pool(torch.full((1, 2, 3), NAN), None)),
+    R("UNet", ValueError, r"^cond must be a context of shape \(2, L, 4\)",
+      lambda: UNET_TXT(IMG, 1, (torch.zeros(3, 5, 4), torch.ones(3, 5, dtype=torch.bool)))),  # 3 prompts, batch 2
+    R("UNet", ValueError, r"^mask must have shape \(2, 5\)",
+      lambda: UNET_TXT(IMG, 1, (torch.zeros(2, 5, 4), torch.ones(2, 4, dtype=torch.bool)))),
+    R("UNet", TypeError, r"^mask must be a bool tensor \(True = a real token\)",
+      lambda: UNET_TXT(IMG, 1, (torch.zeros(2, 5, 4), torch.ones(2, 5)))),
+    R("UNet", ValueError, r"^mask must keep at least one token of every sample",
+      lambda: UNET_TXT(IMG, 1, (torch.zeros(2, 5, 4), torch.zeros(2, 5, dtype=torch.bool)))),
+    R("UNet", ValueError, r"^cond as a tuple must be \(context, mask\), got 3 items",
+      lambda: UNET_TXT(IMG, 1, (IMG, IMG, IMG))),
+    R("train", ValueError, r"^cond\[1\] must be a tensor with one row per data sample \(2\)",
+      lambda: dl.train(UNET_TXT, IMG, S, dl.TrainConfig(steps=1), cond=(torch.zeros(2, 5, 4), torch.ones(3, 5)),
+                       progress=False)),
+    R("caption_split", ValueError, r"^seed must be in \[0, inf\), got -1", lambda: dl.caption_split(-1)),
+    R("captions_of", ValueError, r"^digit must be in \[0, 9\], got 10", lambda: dl.captions_of(10, dl.caption_split())),
+    R("captions_of", ValueError, r"^kind must be one of \('train', 'new-template', 'new-words'\), got 'test'",
+      lambda: dl.captions_of(1, dl.caption_split(), "test")),
+    R("captions_of", TypeError, r"^split must be a CaptionSplit", lambda: dl.captions_of(1, 0)),
+    R("fill_caption", ValueError, r"^form must be one of \('word', 'numeral', 'abbreviation', 'both'\), got 'roman'",
+      lambda: dl.fill_caption("{d}", 1, "roman")),
+    R("fill_caption", ValueError, r"^digit must be in \[0, 9\], got -1", lambda: dl.fill_caption("{d}", -1, "word")),
+    R("sample_captions", TypeError, r"^labels must be a 1-D integer tensor of digits",
+      lambda: dl.sample_captions(torch.tensor([0.5]), dl.caption_split())),
+    R("sample_captions", ValueError, r"^labels must be digits in \[0, 9\], got values from 0 to 10",
+      lambda: dl.sample_captions(torch.tensor([0, 10]), dl.caption_split())),
+    R("training_captions", ValueError, r"^seed must be in \[0, inf\), got -1",
+      lambda: dl.training_captions(torch.tensor([1]), seed=-1)),
+    R("prompt_conditions", TypeError, r"^encoder must be a TextEncoder, got str", lambda: dl.prompt_conditions("x", ["a"])),
+    R("mnist_text_recipe", ValueError, r"^profile must be one of", lambda: dl.mnist_text_recipe("laptop")),
+    R("load_or_train_mnist_text", ValueError, r"^profile must be one of", lambda: dl.load_or_train_mnist_text("laptop")),
+    R("load_or_train_mnist_text", TypeError, r"^encoder must be a TextEncoder or None, got int",
+      lambda: dl.load_or_train_mnist_text("smoke", encoder=3)),
+    R("load_or_train_mnist_ddpm", TypeError, r"^cond and cond_key go together",
+      lambda: dl.load_or_train_mnist_ddpm(dl.mnist_ddpm_recipe("smoke"), cond=lambda: None)),
     R("knn_recall", ValueError, r"^real_features and gen_features must have the same width",
       lambda: dl.knn_recall(FEATS, FEATS[:, :2])),
     R("knn_recall", ValueError, r"^k must be in \[1, 19\], got 20", lambda: dl.knn_recall(FEATS, FEATS, k=20)),
@@ -1000,6 +1042,8 @@ NO_ARGUMENTS = {
 NO_ARGUMENTS |= {"FIDInfinity", "PrecisionRecall", "DensityCoverage", "InceptionScore", "Floor",  # chapters 14-15
                  "ModeCoverage", "GANResult", "VAEResult", "ring_data"}                                # result containers
 NO_ARGUMENTS |= {"EDIT_METHODS", "SR_KINDS", "ConditionalReport"}  # chapters 12-13 constants, chapter 10 result
+NO_ARGUMENTS |= {"CAPTION_KINDS", "CaptionSplit", "TextEncoding", "encoder_path"}  # chapter 11: constant, results,
+#                                                                                    no arguments
 MIN_ROWS = 335  # the table's size when it was written: grow it, never shrink it
 
 

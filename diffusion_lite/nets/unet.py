@@ -15,7 +15,9 @@ Default MNIST shapes (channel_mults (1, 2, 2), N = num_res_blocks; "cat" joins t
   resolution where it is cheap; optionally cross-attention to a context sequence (prompts).
 - Conditioning: `num_classes` adds a learned class embedding to the time embedding; the extra index
   `num_classes` means "no label" (classifier-free guidance; Ho & Salimans 2022). `cond_dim` adds
-  cross-attention to a context (B, L, cond_dim); a learned null context stands in when cond is None.
+  cross-attention to a context (B, L, cond_dim), or to (context, mask) with a padding mask (B, L)
+  (True = a real token; padded tokens get no attention weight, eq-masked-attention); a learned null
+  context stands in when cond is None.
 - Patches: with patch_size p > 1, x_t is first reshaped into p x p patches, C p^2 channels at H / p
   (eq-patchify; Hoogeboom et al. 2023), so the top level runs at H / p; the output is reshaped back.
 
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_float, check_int, check_on_device, check_tensor
-from .attention import AttentionBlock
+from .attention import AttentionBlock, split_context
 from .embeddings import TimeEmbedding, check_model_timesteps
 
 
@@ -244,39 +246,41 @@ class UNet(nn.Module):
                                       (bool((cond < 0).any()) or bool((cond > c.num_classes).any()))):
                 raise ValueError(f"cond must hold {B} labels in [0, {c.num_classes}] ({c.num_classes} = no label), "
                                  f"got shape {tuple(cond.shape)}")
-            return x_t, t, cond, None
+            return x_t, t, cond, (None, None)
         if c.cond_dim is not None:
             if cond is None:
-                return x_t, t, None, self.null_context.expand(B, 1, c.cond_dim)  # (B, 1, cond_dim)
-            check_tensor("cond", cond)
-            context = cond[:, None, :] if cond.dim() == 2 else cond  # (B, L, cond_dim)
-            if context.dim() != 3 or context.shape[0] != B or context.shape[2] != c.cond_dim:
-                raise ValueError(f"cond must be a context of shape ({B}, L, {c.cond_dim}) or ({B}, {c.cond_dim}), "
-                                 f"got {tuple(cond.shape)}")
-            return x_t, t, None, context
+                return x_t, t, None, (self.null_context.expand(B, 1, c.cond_dim), None)  # (B, 1, cond_dim)
+            return x_t, t, None, split_context(cond, B, c.cond_dim)  # (B, L, cond_dim), (B, L) or None
         if cond is not None:
             raise ValueError("this UNet is unconditional (num_classes and cond_dim are None): cond must be None")
-        return x_t, t, None, None
+        return x_t, t, None, (None, None)
 
-    def drop_cond(self, cond: Tensor, drop: Tensor) -> Tensor:
-        """cond with the samples where drop is True replaced by the null condition (CFG training)."""
+    def drop_cond(self, cond, drop: Tensor):
+        """cond with the samples where drop is True replaced by the null condition (CFG training).
+        A (context, mask) tuple keeps its form: dropped rows get the null context and a mask of all True."""
         c = self.config
         if c.num_classes is not None:
             return torch.where(drop, torch.full_like(cond, c.num_classes), cond)  # (B,)
         if c.cond_dim is not None:
-            context = cond[:, None, :] if cond.dim() == 2 else cond  # (B, L, cond_dim)
+            context, mask = split_context(cond, drop.shape[0], c.cond_dim)
             null = self.null_context.to(context.dtype).expand_as(context)
-            return torch.where(drop[:, None, None], null, context)  # attention to L copies = to one
+            context = torch.where(drop[:, None, None], null, context)  # attention to L copies = to one
+            if mask is None:
+                return context
+            return context, mask | drop[:, None]  # (B, L, cond_dim), (B, L): the null copies all count
         raise ValueError("this UNet is unconditional: there is no condition to drop")
 
     # ------------------------------------------------------------------------------ forward
     @staticmethod
-    def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor, context: Tensor | None) -> Tensor:
+    def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor, context: tuple) -> Tensor:
         for block in blocks:
-            h = block(h, emb) if isinstance(block, ResBlock) else block(h, context)
+            if isinstance(block, ResBlock):
+                h = block(h, emb)
+            else:  # a mask only when there is one: blocks written as forward(x, context) keep working
+                h = block(h, context[0]) if context[1] is None else block(h, *context)
         return h
 
-    def forward(self, x_t: Tensor, t, cond: Tensor | None = None) -> Tensor:
+    def forward(self, x_t: Tensor, t, cond=None) -> Tensor:
         x_t, t, labels, context = self._check_inputs(x_t, t, cond)
         emb = self.time_embed(t)  # (B, emb_dim)
         if labels is not None:

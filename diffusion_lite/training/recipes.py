@@ -160,22 +160,23 @@ def _describe(data: ImageDataset) -> dict:
     return {"dataset": data.name, "split": data.split, "n": len(data), "sha256": digest}
 
 
-def checkpoint_path(recipe: Recipe, data: ImageDataset) -> Path:
+def checkpoint_path(recipe: Recipe, data: ImageDataset, *extra) -> Path:
     """Where the cache keeps the model trained by `recipe` on `data`.
 
     The key holds what the weights depend on: not the profile name, nor how often the run logs or
-    saves (log_every, checkpoint_every), which leave the numbers unchanged.
+    saves (log_every, checkpoint_every), which leave the numbers unchanged. extra: plain
+    descriptions of anything else the weights depend on (chapter 11: the captions and the encoder).
     """
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a Recipe, got {type(recipe).__name__}")
     train_config = dataclasses.replace(recipe.train, log_every=TrainConfig.log_every,
                                        checkpoint_every=TrainConfig.checkpoint_every)
     return cache_path(recipe.kind, UNet.__name__, recipe.unet, train_config,
-                      {"schedule": recipe.schedule, "T": recipe.T}, _describe(data))
+                      {"schedule": recipe.schedule, "T": recipe.T}, _describe(data), *extra)
 
 
 def load_or_train_mnist_ddpm(recipe: Recipe | None = None, progress: bool = True, device=None,
-                             weights: str = "ema") -> tuple[nn.Module, TrainResult, Recipe]:
+                             weights: str = "ema", cond=None, cond_key=None) -> tuple[nn.Module, TrainResult, Recipe]:
     """(model, result, recipe): the recipe's MNIST DDPM, from the checkpoint cache or trained now.
 
     recipe: default mnist_ddpm_recipe() of the active profile. A finished checkpoint is loaded
@@ -186,6 +187,9 @@ def load_or_train_mnist_ddpm(recipe: Recipe | None = None, progress: bool = True
     in the checkpoint); result.epochs counts passes over the training images.
     The returned recipe records the split actually used (see load_training_data). The model is in
     eval mode on `device` (default: dl.device()).
+    cond, cond_key: for conditions other than the data set's labels (chapter 11's prompts): a
+    function returning the per-sample conditions for `train` (called only if training is needed),
+    and a plain description of them for the cache key. Default: the labels when the U-Net has classes.
     """
     recipe = mnist_ddpm_recipe() if recipe is None else recipe
     if not isinstance(recipe, Recipe):
@@ -193,8 +197,11 @@ def load_or_train_mnist_ddpm(recipe: Recipe | None = None, progress: bool = True
     if weights not in ("ema", "raw"):
         raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
     device = default_device() if device is None else torch.device(device)
+    if (cond is None) != (cond_key is None) or (cond is not None and not callable(cond)):
+        raise TypeError("cond and cond_key go together: cond a function returning the conditions, cond_key "
+                        f"their description; got {type(cond).__name__} and {type(cond_key).__name__}")
     data, recipe = load_training_data(recipe, progress=progress)
-    path = checkpoint_path(recipe, data)
+    path = checkpoint_path(recipe, data, *([] if cond_key is None else [cond_key]))
     steps = recipe.train.steps
     if path.exists():
         state, meta = load_checkpoint(path)
@@ -208,7 +215,8 @@ def load_or_train_mnist_ddpm(recipe: Recipe | None = None, progress: bool = True
             return model.to(device).eval(), result, recipe
     model = recipe.make_model().to(device)
     labels = data.labels if recipe.unet.num_classes is not None else None  # class-conditional (chapter 10)
-    result = train(model, data.images, recipe.make_schedule(), recipe.train, cond=labels, checkpoint_path=path,
+    conditions = cond() if cond is not None else labels
+    result = train(model, data.images, recipe.make_schedule(), recipe.train, cond=conditions, checkpoint_path=path,
                    progress=progress)
     out = result.ema_model if weights == "ema" else model
     return out.eval(), result, recipe

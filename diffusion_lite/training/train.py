@@ -181,6 +181,15 @@ def loss_weight(config: TrainConfig, t: Tensor, sched) -> Tensor | None:
     return (capped / snr if config.prediction == "eps" else capped / (snr + 1)).float()
 
 
+def batch_cond(cond, idx: Tensor, device, dtype):
+    """The rows idx of cond (a tensor or a tuple of tensors), on `device`; floating parts (contexts)
+    take the model's dtype, labels and masks keep theirs."""
+    if isinstance(cond, tuple):
+        return tuple(batch_cond(part, idx, device, dtype) for part in cond)
+    c = to_device(cond[idx if cond.device.type == "cpu" else to_device(idx, cond.device)], device)  # (B, ...)
+    return c.to(dtype) if c.is_floating_point() else c
+
+
 def _check_resumable(meta: dict, config: TrainConfig, model: nn.Module, data: Tensor, path: Path) -> None:
     # a cosine decay depends on the total number of steps, so then `steps` must match as well;
     # fields missing from an older checkpoint take their defaults
@@ -211,13 +220,14 @@ def _place_data(config: TrainConfig, data: Tensor, device: torch.device) -> bool
     return data.numel() * data.element_size() <= DEVICE_DATA_SHARE * free
 
 
-def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConfig(), *, cond: Tensor | None = None,
+def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConfig(), *, cond=None,
           checkpoint_path=None, resume: bool = True, progress: bool = True, stop_at: int | None = None) -> TrainResult:
     """Train `model` (in place) to predict eps on `data` (N, ...) with L_simple; see the module docstring.
 
     data may live on any device and dtype: it moves to the model's device once (config.data_on_device)
     or batch by batch, in the model's dtype. cond: optional per-sample conditions (N,) labels or
-    (N, [L,] cond_dim) contexts, passed to model(x_t, t, cond). checkpoint_path: save there every
+    (N, [L,] cond_dim) contexts, or a tuple of per-sample tensors such as (contexts (N, L, cond_dim),
+    masks (N, L)); each is indexed by the batch and passed to model(x_t, t, cond). checkpoint_path: save there every
     config.checkpoint_every steps and at the end; with resume=True an existing file is continued (a
     finished one is just loaded). stop_at: end this call after that step, saving the checkpoint there,
     as an interruption would (a later call with the same config resumes; the learning-rate schedule
@@ -234,9 +244,11 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
     end = config.steps if stop_at is None else stop_at
     N, B = data.shape[0], config.batch_size
     if cond is not None:
-        if not isinstance(cond, Tensor) or cond.shape[0] != N:
-            raise ValueError(f"cond must be a tensor with one row per data sample ({N}), "
-                             f"got {getattr(cond, 'shape', type(cond).__name__)}")
+        for i, part in enumerate(cond if isinstance(cond, tuple) else (cond,)):
+            if not isinstance(part, Tensor) or part.dim() == 0 or part.shape[0] != N:
+                where = f"cond[{i}]" if isinstance(cond, tuple) else "cond"
+                raise ValueError(f"{where} must be a tensor with one row per data sample ({N}), "
+                                 f"got {getattr(part, 'shape', type(part).__name__)}")
     if config.p_uncond > 0 and (cond is None or not hasattr(model, "drop_cond")):
         raise ValueError("p_uncond > 0 needs cond (labels or contexts) and a conditional model with drop_cond")
     edm = config.prediction == "edm"
@@ -255,7 +267,8 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
         model.to(memory_format=torch.channels_last)  # in place: the caller's model keeps this layout
     if _place_data(config, data, device):  # once: then every batch is gathered on the device
         data = data.to(device)
-        cond = None if cond is None else cond.to(device)
+        if cond is not None:
+            cond = tuple(part.to(device) for part in cond) if isinstance(cond, tuple) else cond.to(device)
 
     # fused: one kernel for all parameters on CUDA; foreach: a few multi-tensor kernels elsewhere
     fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
@@ -336,10 +349,7 @@ def train(model: nn.Module, data: Tensor, sched, config: TrainConfig = TrainConf
             if edm:  # ln(sigma) ~ N(P_mean, P_std^2) instead of a timestep (eq-edm-sigma)
                 t = edm_sigmas(B, g, config.edm_p_mean, config.edm_p_std)
             eps = to_device(torch.randn(x0.shape, generator=g, dtype=x0.dtype), device)  # eps ~ N(0, I)
-            c = None if cond is None else to_device(cond[idx if cond.device.type == "cpu" else
-                                                          to_device(idx, cond.device)], device)
-            if c is not None and c.is_floating_point():
-                c = c.to(dtype)  # a context (B, [L,] cond_dim); labels stay integers
+            c = None if cond is None else batch_cond(cond, idx, device, dtype)
             if config.p_uncond > 0:
                 c = model.drop_cond(c, to_device(torch.rand(B, generator=g) < config.p_uncond, device))
             lr = learning_rate(config, step)
