@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -31,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import diffusion_lite as dl  # noqa: E402
+from conditional_eval import sample_and_judge  # noqa: E402
 
 CFG_W = [0.0, 1.0, 2.0, 3.0, 5.0, 8.0]
 INTERVAL_W = [2.0, 3.0, 5.0, 8.0]
@@ -73,16 +73,8 @@ def main() -> None:
     rows, grids = [], {}
     load_before = open("/proc/loadavg").read().split()[:3]
     for kind, scale, guided in settings:
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            x0 = dl.sample_ddim(guided, sched, x_T.clone(), steps=args.steps, cond=labels, eta=0.0,
-                                generator=torch.Generator().manual_seed(2)).x0.clamp(-1, 1)
-        seconds = time.perf_counter() - t0
-        rep = dl.conditional_report(judge, x0, labels, real.images, real.labels,
-                                    generator=torch.Generator().manual_seed(3))
-        row = {"guidance": kind, "scale": scale, "fidelity": rep.fidelity, "classes_present": len(rep.classes_present),
-               "min_class_fidelity": float(rep.per_class.min()), "reject": rep.reject_fraction, "kid": rep.kid,
-               "fid": rep.fid, "recall": rep.recall, "sample_seconds": seconds, "nfe": args.steps}
+        x0, measured = sample_and_judge(guided, sched, x_T, labels, labels, args.steps, judge, real, seed=2)
+        row = {"guidance": kind, "scale": scale, **measured}
         rows.append(row)
         grids[f"{kind} {scale:g}"] = x0[::max(1, args.per_class // 4)][:40]
         print(json.dumps(row), flush=True)

@@ -31,6 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import diffusion_lite as dl  # noqa: E402
+from conditional_eval import sample_and_judge  # noqa: E402
 
 W_VALUES = [0.0, 1.0, 2.0, 3.0, 5.0]
 
@@ -69,17 +70,8 @@ def main() -> None:
         guided = dl.classifier_free_guidance(model, w)
         for kind, caps in captions.items():
             cond = encoder.encode(caps).cond
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                x0 = dl.sample_ddim(guided, sched, x_T.clone(), steps=args.steps, cond=cond, eta=0.0,
-                                    generator=torch.Generator().manual_seed(3)).x0.clamp(-1, 1)
-            seconds = time.perf_counter() - t0
-            rep = dl.conditional_report(judge, x0, labels, real.images, real.labels,
-                                        generator=torch.Generator().manual_seed(4))
-            row = {"w": w, "captions": kind, "fidelity": rep.fidelity, "classes_present": len(rep.classes_present),
-                   "min_class_fidelity": float(rep.per_class.min()), "reject": rep.reject_fraction,
-                   "recall": rep.recall, "kid": rep.kid, "sample_seconds": seconds, "nfe": args.steps,
-                   "examples": caps[::args.per_class][:10]}
+            _, measured = sample_and_judge(guided, sched, x_T, labels, cond, args.steps, judge, real, seed=3)
+            row = {"w": w, "captions": kind, **measured, "examples": caps[::args.per_class][:10]}
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "examples"}), flush=True)
     load_after = open("/proc/loadavg").read().split()[:3]
