@@ -60,8 +60,9 @@ def main(argv=None) -> None:
     start, error = time.perf_counter(), None
     try:
         client.execute()
-    except CellExecutionError as err:
-        error = str(err).strip().splitlines()[-1]
+    except CellExecutionError:  # the failing cell holds an "error" output: name the cell and the exception
+        error = next(f"cell {i}: {out['ename']}: {out['evalue']}" for i, cell in enumerate(nb.cells)
+                     for out in cell.get("outputs", []) if out.get("output_type") == "error")
     seconds = time.perf_counter() - start
     executed = ROOT / ".cache" / "executed" / f"{path.stem}_{args.profile}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
