@@ -4,8 +4,9 @@ Loads (or trains, through the checkpoint cache) the unconditional MNIST DDPM of 
 recipe of --profile (diffusion_lite.training.recipes), draws --n samples with each sampler, and reports the
 judge's numbers (diffusion_lite.eval.judge): the share of samples classified as a digit with
 confidence >= 0.9, the share sent to the judge's reject class, the digits present and the class
-shares. The target of the cpu profile: >= 80 % confident digits, all ten classes, within 10 minutes
-of training on 2 cores.
+shares, and the judge-feature FID against 8,000 real test digits (biased upwards at --n samples, so
+comparable between the rows of one run, not with chapter 09's larger samples). The target of the
+cpu profile: >= 80 % confident digits, all ten classes, within 10 minutes of training on 2 cores.
 
 Training time: when the model is trained by this run, its wall time is reported. When it comes
 from the cache, the training time is estimated instead from a timed probe of the same network:
@@ -36,7 +37,9 @@ from diffusion_lite.training.recipes import checkpoint_path, load_training_data,
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLERS = {"DDPM 1000 steps": dict(method="ddpm", steps=1000), "DDIM 100 steps": dict(method="ddim", steps=100),
-            "DDIM 50 steps": dict(method="ddim", steps=50)}
+            "DDIM 50 steps": dict(method="ddim", steps=50),
+            "DPM-Solver++(2M) 20 steps": dict(method="dpm_solver_pp_2m", steps=20)}
+N_REF = 8000  # real test digits for the judge-feature FID (chapter 09's reference size)
 
 
 def probe_model(recipe):
@@ -93,6 +96,9 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     judge = dl.load_mnist_judge(args.profile, progress=False)
     sched = used.make_schedule()
+    test = dl.load_dataset("mnist", split="test", progress=False)
+    perm = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
+    ref_features = dl.judge_features(judge, test.images[perm[:min(N_REF, len(test))]])
 
     rows = {}
     for name, kw in SAMPLERS.items():
@@ -105,7 +111,7 @@ def main():
         rep = dl.judge(judge, x)
         rows[name] = dict(confident=rep.confident_fraction, reject=rep.reject_fraction,
                           classes=len(rep.classes_present), shares=[round(float(v), 4) for v in rep.class_shares],
-                          sample_seconds=seconds)
+                          fid=dl.fid_from_features(dl.judge_features(judge, x), ref_features), sample_seconds=seconds)
         print(name, rows[name], flush=True)
 
     train_line = (f"trained in this run: {trained_seconds:.0f} s" if trained_seconds is not None else
@@ -114,24 +120,27 @@ def main():
                   f"itself recorded {training_seconds(used):.0f} s, with whatever else then ran on the machine")
     results = dict(profile=args.profile, split=used.split, params=params, steps=used.train.steps,
                    batch=used.train.batch_size, lr=used.train.lr,
-                   lr_decay=used.train.lr_decay, channels_last=used.train.channels_last, seconds_per_step=step_s,
+                   lr_decay=used.train.lr_decay, prediction=used.train.prediction,
+                   min_snr_gamma=used.train.min_snr_gamma, channels_last=used.train.channels_last, seconds_per_step=step_s,
                    trained_seconds=trained_seconds, estimated_train_seconds=used.train.steps * step_s,
                    final_loss=sum(result.history[-100:]) / min(100, len(result.history)),
                    n=args.n, hardware=dl.hardware(), load_average=os.getloadavg()[0], samplers=rows)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    loss_name = (f"{used.train.prediction}-prediction, " + ("L_simple (eq-l-simple)" if used.train.min_snr_gamma is None
+                 else f"min-SNR-{used.train.min_snr_gamma:g} weights (eq-min-snr)"))
     lines = [f"# MNIST DDPM, `{args.profile}` recipe, judged by the in-book classifier", "",
              f"Produced by `benchmarks/mnist_recipe.py --profile {args.profile}` (method in its docstring).", "",
              f"U-Net of {params:,} parameters ({used.unet.channels} channels, {used.unet.num_res_blocks} residual "
              f"block(s) per level), {used.train.steps:,} steps of batch {used.train.batch_size}, AdamW lr "
              f"{used.train.lr} (warm-up {used.train.warmup_steps}, decay {used.train.lr_decay!r}), EMA "
              f"{used.train.ema_decay}, channels_last={used.train.channels_last}; trained on the MNIST **{used.split}** split "
-             f"({len(data):,} images). Training: {train_line}. Mean L_simple over the last 100 steps "
-             f"{results['final_loss']:.4f}.", "",
+             f"({len(data):,} images); loss {loss_name}. Training: {train_line}. Mean training loss over the "
+             f"last 100 steps {results['final_loss']:.4f}.", "",
              f"| sampler (EMA weights, {args.n} samples) | confident digits (p >= 0.9) | rejected | digits present "
-             "| largest / smallest class share | sampling time (s) |", "|---|---:|---:|---:|---:|---:|"]
+             "| largest / smallest class share | judge-FID | sampling time (s) |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['confident']:.1%} | {r['reject']:.1%} | {r['classes']} | "
-                     f"{max(r['shares']):.1%} / {min(r['shares']):.1%} | {r['sample_seconds']:.0f} |")
+                     f"{max(r['shares']):.1%} / {min(r['shares']):.1%} | {r['fid']:.1f} | {r['sample_seconds']:.0f} |")
     lines += ["", f"{dl.hardware()}; torch {torch.__version__}; load average at the end "
               f"{results['load_average']:.1f}" + (" (above the thread count: other processes shared the CPU)."
                                                  if results["load_average"] > torch.get_num_threads() + 0.5 else "."), ""]

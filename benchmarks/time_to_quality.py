@@ -1,6 +1,7 @@
-"""Time to quality on the CPU: the cpu MNIST recipe against min-SNR-5, v-prediction and EDM preconditioning.
+"""Time to quality on the CPU: the cpu MNIST recipe trained with L_simple, min-SNR-5, v-prediction and EDM.
 
-Each recipe is mnist_ddpm_recipe("cpu") with one change (RECIPES); all train the same 5,000 steps of
+Each recipe is mnist_ddpm_recipe("cpu") with its loss set (RECIPES; "baseline" is L_simple, the recipe
+before min-SNR-5 was adopted from this study); all train the same 5,000 steps of
 batch 32 with the same cosine learning-rate schedule, seed and data, through train(..., stop_at=...),
 which saves one run's checkpoint at 1/8, 1/4, 1/2 and all of its steps. At each checkpoint the EMA
 weights draw --n samples with the SAME sampler for every recipe (DPM-Solver++(2M), 20 NFE, trailing
@@ -40,11 +41,12 @@ from diffusion_lite.training.recipes import load_training_data
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "time_to_quality"
-RECIPES = {  # name: (TrainConfig changes to the cpu recipe, what it is)
-    "baseline": ({}, "the cpu recipe: eps-prediction, L_simple"),
-    "min-SNR-5": (dict(min_snr_gamma=5.0), "eps-prediction, min-SNR-5 weights (Hang et al. 2023)"),
-    "v-pred": (dict(prediction="v"), "v-prediction (Salimans & Ho 2022)"),
-    "EDM": (dict(prediction="edm"), "EDM preconditioning and loss, log-normal sigma (Karras et al. 2022)"),
+RECIPES = {  # name: (TrainConfig fields set on the cpu recipe, what it is); each names its loss in full
+    "baseline": (dict(prediction="eps", min_snr_gamma=None), "eps-prediction, L_simple (eq-l-simple)"),
+    "min-SNR-5": (dict(prediction="eps", min_snr_gamma=5.0), "eps-prediction, min-SNR-5 weights (Hang et al. 2023)"),
+    "v-pred": (dict(prediction="v", min_snr_gamma=None), "v-prediction (Salimans & Ho 2022)"),
+    "EDM": (dict(prediction="edm", min_snr_gamma=None),
+            "EDM preconditioning and loss, log-normal sigma (Karras et al. 2022)"),
 }
 FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1)  # checkpoints, as shares of the run
 NFE, N_REF = 20, 8000
@@ -150,6 +152,77 @@ def run(args) -> None:
         model = recipe.make_model()  # the next leg resumes everything from the checkpoint
 
 
+def recipe_mean(points: list[dict]) -> dict:
+    """Mean confident share over training seeds at one step, with a conservative standard error: the
+    larger of the binomial one (sqrt(sum p(1-p)/n) / k) and the seed-to-seed one (sd / sqrt(k), k >= 2)."""
+    k = len(points)
+    p = [pt["confident"] for pt in points]
+    mean = sum(p) / k
+    se_binom = math.sqrt(sum(pt["confident_se"] ** 2 for pt in points)) / k
+    se_seed = math.sqrt(sum((x - mean) ** 2 for x in p) / (k - 1) / k) if k > 1 else 0.0
+    return dict(seeds=k, confident=mean, se=max(se_binom, se_seed), se_binomial=se_binom, se_seeds=se_seed,
+                fid=sum(pt["fid"] for pt in points) / k, per_seed=p)
+
+
+def minutes_to_reach(points: list[dict], share: float) -> float | None:
+    """Training minutes at which the confident share first reaches `share`, linear between checkpoints."""
+    prev = None
+    for pt in points:
+        if pt["confident"] >= share:
+            if prev is None:
+                return pt["minutes"]
+            f = (share - prev["confident"]) / (pt["confident"] - prev["confident"])
+            return prev["minutes"] + f * (pt["minutes"] - prev["minutes"])
+        prev = pt
+    return None
+
+
+def compare(runs: list[dict]) -> tuple[list[str], dict]:
+    """Each recipe against the baseline at the last step every run reached: per seed (same training seed,
+    same starting noise) and over the seeds both have; and the minutes each needs to reach the baseline's
+    final share. Standard errors are unpaired, hence conservative (the shared noise correlates shares)."""
+    by = {}
+    for r in runs:
+        by.setdefault(r["recipe"], {})[r["seed"]] = r
+    if "baseline" not in by:
+        return [], {}
+    step = min(r["points"][-1]["step"] for r in runs)
+    at = {name: {s: next(pt for pt in r["points"] if pt["step"] == step) for s, r in seeds.items()
+                 if any(pt["step"] == step for pt in r["points"])} for name, seeds in by.items()}
+    summary, lines = dict(step=step, recipes={}), []
+    base = recipe_mean(list(at["baseline"].values()))
+    base_minutes = next(pt["minutes"] for pt in next(iter(by["baseline"].values()))["points"] if pt["step"] == step)
+    for name in RECIPES:
+        if name not in at:
+            continue
+        m = recipe_mean(list(at[name].values()))
+        reach = {s: minutes_to_reach(by[name][s]["points"], base["confident"]) for s in by[name]}
+        summary["recipes"][name] = dict(m, minutes_to_baseline_final=reach)
+        if name == "baseline":
+            continue
+        per_seed = []
+        for s, a in sorted(at[name].items()):
+            b = at["baseline"].get(s)
+            if b is not None:
+                z = (a["confident"] - b["confident"]) / math.hypot(a["confident_se"], b["confident_se"])
+                per_seed.append(f"seed {s}: {a['confident']:.1%} vs {b['confident']:.1%} ({z:+.1f} s.e.)")
+        se = math.hypot(m["se"], base["se"])
+        z = (m["confident"] - base["confident"]) / se
+        summary["recipes"][name]["z_vs_baseline"] = z
+        verdict = ("beats the baseline by more than 2 standard errors" if z > 2 else
+                   "not a resolved gain" if z > -2 else "worse by more than 2 standard errors")
+        reached = [f"{v:.1f}" for v in reach.values() if v is not None]
+        lines.append(f"- **{name}** at step {step}, mean of {m['seeds']} seed(s): {m['confident']:.1%} ± {m['se']:.1%} "
+                     f"confident against the baseline's {base['confident']:.1%} ± {base['se']:.1%} "
+                     f"({base['seeds']} seed(s)): {100 * (m['confident'] - base['confident']):+.1f} points = {z:+.1f} "
+                     f"s.e., {verdict}. Per seed: {'; '.join(per_seed) or 'no shared seed'}. Judge-FID "
+                     f"{m['fid']:.1f} against {base['fid']:.1f}. "
+                     + (f"Reaches the baseline's final share after {' and '.join(reached)} min (seeds "
+                        f"{', '.join(str(s) for s, v in reach.items() if v is not None)}) against the baseline's "
+                        f"{base_minutes:.1f} min." if reached else "Does not reach the baseline's final share."))
+    return lines, summary
+
+
 def report(args) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -170,28 +243,9 @@ def report(args) -> None:
                          f"{pt['confident']:.1%} ± {pt['confident_se']:.1%} | {pt['reject']:.1%} | {pt['classes']} "
                          f"| {pt['fid']:.1f} | {pt['kid']:.3g} ± {pt['kid_se']:.2g} |")
     table = "\n".join(lines)
-    # at the last checkpoint every run reached: each recipe against the baseline (unpaired standard error
-    # of the difference, conservative: the same starting noise makes the two shares positively correlated)
-    base = next((r for r in runs if r["recipe"] == "baseline" and r["seed"] == 0), None)
-    verdicts = []
-    if base is not None:
-        for r in runs:
-            if r is base:
-                continue
-            common = sorted({pt["step"] for pt in r["points"]} & {pt["step"] for pt in base["points"]})
-            if not common:
-                continue
-            step = common[-1]
-            a = next(pt for pt in r["points"] if pt["step"] == step)
-            b = next(pt for pt in base["points"] if pt["step"] == step)
-            se = math.sqrt(a["confident_se"] ** 2 + b["confident_se"] ** 2)
-            z = (a["confident"] - b["confident"]) / se if se > 0 else float("inf")
-            verdicts.append(f"- **{r['recipe']}** (seed {r['seed']}) at step {step} ({a['minutes']:.1f} min): "
-                            f"{a['confident']:.1%} confident against the baseline's {b['confident']:.1%}, a difference "
-                            f"of {100 * (a['confident'] - b['confident']):+.1f} points = {z:+.1f} standard errors "
-                            f"({'beats the baseline by more than 2' if z > 2 else 'not a resolved gain' if z > -2 else 'worse by more than 2'}); "
-                            f"judge-FID {a['fid']:.1f} against {b['fid']:.1f}.")
-    (ROOT / "benchmarks" / "results" / "time_to_quality.json").write_text(json.dumps(dict(speed=sps, runs=runs), indent=1))
+    verdicts, summary = compare(runs)
+    (ROOT / "benchmarks" / "results" / "time_to_quality.json").write_text(
+        json.dumps(dict(speed=sps, runs=runs, summary=summary), indent=1))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for r in runs:
         m = [pt["minutes"] for pt in r["points"]]
@@ -226,28 +280,31 @@ def report(args) -> None:
     print("\n".join(md))
 
 
-HEADER = """# Time to quality: the cpu MNIST recipe and three changes of its loss
+HEADER = """# Time to quality: the cpu MNIST recipe's loss and three alternatives
 
 `benchmarks/time_to_quality.py` (its docstring has the method). Every recipe is the cpu recipe of
 chapter 07 (U-Net 16-32-64, 5,000 steps of batch 32, AdamW lr 2e-3 with a cosine decay, EMA 0.999,
-channels_last, the MNIST test split: the only split on this offline machine) with one change, trained
-with seed 0 and checkpointed at 1/8, 1/4, 1/2 and all of its run with `train(..., stop_at=...)`.
-Samples: n = {n} per point from the EMA weights, DPM-Solver++(2M) at {nfe} NFE; judge-feature FID and
-KID against 8,000 real test digits (FID at this n is biased upwards; compare rows, not chapters).
-The runs trained two at a time with one thread each on a shared 2-core machine; the time axis is
-steps x each recipe's seconds/step measured separately, so the sharing does not enter it."""
+channels_last, the MNIST test split: the only split on this offline machine) with its loss set as the
+row says ("baseline" is L_simple, the recipe before min-SNR-5 was adopted), trained with the seeds in
+the table and checkpointed at 1/8, 1/4, 1/2 and all of its run with `train(..., stop_at=...)`.
+Samples: n = {n} per point from the EMA weights, DPM-Solver++(2M) at {nfe} NFE, the same starting noise
+for every run; judge-feature FID and KID against 8,000 real test digits (FID at this n is biased
+upwards; compare rows, not chapters). The runs trained two at a time with one thread each on a shared
+2-core machine; the time axis is steps x each recipe's seconds/step measured separately, so the
+sharing does not enter it."""
 
-FOOTER = """## What was cut to fit the CPU budget (~60 min of the 2 shared cores)
+FOOTER = """## Limits of this measurement
 
-- min-SNR-5 and v-prediction were not trained here (the session ran out of CPU time after the
-  baseline and EDM runs; `run min-SNR-5` / `run v-pred` do it). Earlier measurements of both at the
-  full budget (DDPM-1000 samples) are in `mnist_recipe_trials.md` (rounds 1 and 3): neither beat the
-  recipe of the time by a resolved margin. Their seconds/step above are measured.
 - The seconds/step come from 3 short rounds of 20 steps; they scatter by about 30 % between rounds,
   so the time axis is uncertain by about that much (all recipes do the same work per step, so they
   share one axis within that scatter).
-- One training seed per recipe; DDPM-1000 at the final checkpoint was not run: at the measured
-  {sample_seconds:.0f} s per {nfe}-NFE point it would take about {ddpm_minutes:.0f} minutes of a core per recipe.
+- Training seeds: see the table (EDM has seed 0 only). The standard error of a mean over seeds is the
+  larger of the binomial and the seed-to-seed one; with two seeds the latter is itself rough.
+- DDPM-1000 on these checkpoints was not run: at the measured {sample_seconds:.0f} s per {nfe}-NFE point
+  it would take about {ddpm_minutes:.0f} minutes of a core per checkpoint. `mnist_recipe_cpu.md` has
+  DDPM-1000, DDIM and DPM-Solver++ on the adopted recipe's model.
+- The intermediate checkpoints are points of one run whose cosine decay ends at 5,000 steps, not runs
+  tuned for their own length.
 - Zero-terminal-SNR rescaling (Lin et al. 2024) was not tried: the linear schedule at T = 1000 already
   ends at sqrt(alpha_bar_T) = 0.0064 (SNR 4e-5), ten times closer to pure noise than the schedule that
   paper fixes, so the mismatch it removes is small here."""

@@ -85,7 +85,7 @@ from .training.gan import (GANResult, GANTrainConfig, discriminator_loss, genera
                            r1_penalty, train_gan)
 from .training.vae import VAEResult, VAETrainConfig, load_or_train_vae, negative_elbo, train_vae
 from .training.rivals import load_or_train_ring_diffusion, ring_configs, ring_data
-from .training.train import TrainConfig, TrainResult, learning_rate, train, update_ema
+from .training.train import TrainConfig, TrainResult, learning_rate, loss_weight, train, update_ema
 from .training.edm import EDMPrecond, edm_check_schedule, edm_coefficients, edm_loss, edm_loss_weight, edm_sigmas
 
 __version__ = "0.1.0"
@@ -116,7 +116,7 @@ __all__ = [
     "upsample",
     "GANConfig", "GANGenerator", "GANDiscriminator", "VAEConfig", "VAE",  # chapter 15
     # training
-    "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate",
+    "TrainConfig", "TrainResult", "train", "update_ema", "learning_rate", "loss_weight",
     "EDMPrecond", "edm_coefficients", "edm_loss_weight", "edm_sigmas", "edm_loss", "edm_check_schedule",
     "AutoencoderTrainConfig", "autoencoder_loss", "train_autoencoder", "mnist_autoencoder_recipe",
     "load_or_train_mnist_autoencoder", "regress", "train_regression", "latent_ddpm_recipe",

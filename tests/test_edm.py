@@ -126,7 +126,8 @@ def test_training_with_edm_learns_and_resumes(tmp_path):
 def test_recipe_wraps_the_unet():
     recipe = dl.mnist_ddpm_recipe("smoke")
     edm = type(recipe)(**{**recipe.__dict__, "train": dl.TrainConfig(**{**recipe.train.__dict__,
-                                                                           "prediction": "edm"})})
+                                                                           "prediction": "edm",
+                                                                           "min_snr_gamma": None})})
     assert isinstance(edm.make_model(), EDMPrecond) and isinstance(recipe.make_model(), dl.UNet)
 
 

@@ -168,15 +168,20 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 def loss_weight(config: TrainConfig, t: Tensor, sched) -> Tensor | None:
     """Per-sample weights of the squared error, or None for L_simple's uniform weight (eq-l-simple).
 
-    Min-SNR-gamma (Hang et al. 2023) caps the weight the loss gives to nearly clean timesteps:
+    Min-SNR-gamma (Hang et al. 2023; eq-min-snr) caps the weight the loss gives to nearly clean timesteps:
     with eps-prediction it is min(SNR_t, gamma) / SNR_t, so t with SNR_t <= gamma keep weight 1 and
     cleaner ones, whose eps is hard to learn and matters little for samples, count less. With
     v-prediction the squared v-error is (SNR_t + 1) / SNR_t times the eps-error, so the weight becomes
     min(SNR_t, gamma) / (SNR_t + 1): the same weighted objective.
     """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(t, Tensor) or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"t must be an integer tensor of timesteps in [1, T], got "
+                        f"{t.dtype if isinstance(t, Tensor) else type(t).__name__}")
     if config.min_snr_gamma is None:
         return None
-    snr = sched.snr.to(t.device)[t]  # t >= 1: finite
+    snr = check_schedule(sched).snr.to(t.device)[t]  # t >= 1: finite (not checked here: a range check would sync the device)
     capped = snr.clamp(max=config.min_snr_gamma)
     return (capped / snr if config.prediction == "eps" else capped / (snr + 1)).float()
 
