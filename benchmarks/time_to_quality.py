@@ -197,7 +197,8 @@ def compare(runs: list[dict]) -> tuple[list[str], dict]:
             continue
         m = recipe_mean(list(at[name].values()))
         reach = {s: minutes_to_reach(by[name][s]["points"], base["confident"]) for s in by[name]}
-        summary["recipes"][name] = dict(m, minutes_to_baseline_final=reach)
+        minutes = [pt["minutes"] for r in by[name].values() for pt in r["points"] if pt["step"] == step]
+        summary["recipes"][name] = dict(m, minutes_to_baseline_final=reach, minutes_at_step=sum(minutes) / len(minutes))
         if name == "baseline":
             continue
         per_seed = []
@@ -247,12 +248,17 @@ def report(args) -> None:
     (ROOT / "benchmarks" / "results" / "time_to_quality.json").write_text(
         json.dumps(dict(speed=sps, runs=runs, summary=summary), indent=1))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for r in runs:
+    colours = dict(zip(RECIPES, ["tab:gray", "tab:blue", "tab:orange", "tab:green"]))
+    for r in runs:  # one colour per recipe, one line style per training seed
         m = [pt["minutes"] for pt in r["points"]]
+        style = dict(color=colours[r["recipe"]], ls=["-", "--", ":"][r["seed"] % 3], marker="o")
         axes[0].errorbar(m, [100 * pt["confident"] for pt in r["points"]],
-                         yerr=[100 * pt["confident_se"] for pt in r["points"]], marker="o", capsize=3,
-                         label=f"{r['recipe']} (seed {r['seed']})")
-        axes[1].plot(m, [pt["fid"] for pt in r["points"]], marker="o", label=r["recipe"])
+                         yerr=[100 * pt["confident_se"] for pt in r["points"]], capsize=3,
+                         label=f"{r['recipe']} (seed {r['seed']})", **style)
+        axes[1].plot(m, [pt["fid"] for pt in r["points"]], **style)
+    if summary:
+        axes[0].axhline(100 * summary["recipes"]["baseline"]["confident"], color="tab:gray", lw=0.8, ls=":",
+                        label="baseline's final share (mean)")
     axes[0].set(xlabel="training minutes (steps x s/step, 2 threads)", ylabel="confident digits (%)",
                 title=f"judge, DPM-Solver++(2M) {NFE} NFE")
     axes[1].set(xlabel="training minutes", ylabel="judge-feature FID", yscale="log", title="judge-feature FID")
