@@ -10,6 +10,11 @@ summary table into benchmarks/RESULTS.md is left to the reader (the .md file is 
 
     python benchmarks/book_timing.py --profile smoke --cache empty
     python benchmarks/book_timing.py --profile cpu --cache empty      # a first cpu build: long
+
+`--from-junit FILE` times nothing itself: it reads the JUnit XML of one pytest run of the suite
+(`PYTEST_ADDOPTS=--junitxml=FILE make test`, unit tests and every notebook in one process, as CI
+runs them) and adds up the seconds of each notebook's cells (cell 0 includes the kernel's start)
+and of the unit tests, into book_timing_<profile>_nbval.md/json.
 """
 from __future__ import annotations
 
@@ -33,7 +38,11 @@ def main() -> None:
     parser.add_argument("notebooks", nargs="*", help="notebook paths (default: all of notebooks/)")
     parser.add_argument("--profile", default="smoke", choices=tuple(dl.PROFILES))
     parser.add_argument("--cache", default="empty", choices=("empty", "shared"))
+    parser.add_argument("--from-junit", type=Path, default=None, metavar="FILE",
+                        help="sum the per-cell seconds of a `make test` run's JUnit XML instead of timing")
     args = parser.parse_args()
+    if args.from_junit is not None:
+        return from_junit(args.from_junit, args.profile)
     books = [Path(p) for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     env = dict(os.environ, DL_PROFILE=args.profile, TQDM_DISABLE="1")
     scratch = tempfile.mkdtemp(prefix="dl-cache-") if args.cache == "empty" else None
@@ -63,6 +72,37 @@ def main() -> None:
     print(f"total {total:.1f} s -> {stem.with_suffix('.md').relative_to(ROOT)}")
     if not all(r["passed"] for r in rows):
         sys.exit(1)
+
+
+def from_junit(path: Path, profile: str) -> None:
+    """Seconds per notebook (sum of its cells) and of the unit tests, from one pytest run's JUnit XML."""
+    import xml.etree.ElementTree as ET
+    seconds, failed = {}, set()
+    for case in ET.parse(path).getroot().iter("testcase"):
+        cls = case.get("classname", "")
+        key = cls.split(".", 1)[1] if cls.startswith("notebooks.") else "unit tests (tests/)"
+        seconds[key] = seconds.get(key, 0.0) + float(case.get("time", 0))
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.add(key)
+    if not seconds:
+        raise SystemExit(f"{path}: no test cases found; is it the JUnit XML of a pytest run?")
+    rows = [{"notebook": k, "seconds": round(v, 1), "passed": k not in failed} for k, v in sorted(seconds.items())]
+    total = sum(r["seconds"] for r in rows)
+    info = {"profile": profile, "source": str(path), "hardware": dl.hardware(), "total_seconds": round(total, 1),
+            "rows": rows}
+    stem = ROOT / "benchmarks" / "results" / f"book_timing_{profile}_nbval"
+    stem.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    lines = [f"# Seconds per chapter under nbval: profile {profile}, one pytest process", "",
+             "From the JUnit XML of one run of `make test`'s first command (unit tests and every notebook in one "
+             "pytest process, as CI runs them), by `book_timing.py --from-junit`: a notebook's seconds are the sum of "
+             "its cells' (cell 0 includes the kernel's start). Models are trained by the first chapter that needs "
+             f"them, in the book's order, into the model cache (empty on a fresh clone). {info['hardware']} (as measured now, by "
+             "the script that reads the file).", "",
+             "| notebook | seconds | passed |", "|---|---:|---|"]
+    lines += [f"| {r['notebook']} | {r['seconds']:.1f} | {'yes' if r['passed'] else 'NO'} |" for r in rows]
+    lines += [f"| **total** | **{total:.1f}** ({total / 60:.1f} min) | |", ""]
+    stem.with_suffix(".md").write_text("\n".join(lines))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
