@@ -60,15 +60,10 @@ def main() -> None:
     info = {"profile": args.profile, "cache": args.cache, "hardware": dl.hardware(), "threads": os.cpu_count(),
             "load_average_start": load_start, "load_average_end": os.getloadavg()[0], "total_seconds": round(total, 1),
             "rows": rows}
-    stem = ROOT / "benchmarks" / "results" / f"book_timing_{args.profile}_{args.cache}"
-    stem.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
-    lines = [f"# Seconds per chapter: profile {args.profile}, {args.cache} model cache", "",
-             f"{info['hardware']}; load average {load_start:.1f} at start, {info['load_average_end']:.1f} at end "
-             "(above the core count, other work shared the CPU and the times are pessimistic).", "",
-             "| notebook | seconds | passed |", "|---|---|---|"]
-    lines += [f"| {r['notebook']} | {r['seconds']:.1f} | {'yes' if r['passed'] else 'NO'} |" for r in rows]
-    lines += [f"| **total** | **{total:.1f}** ({total / 60:.1f} min) | |", ""]
-    stem.with_suffix(".md").write_text("\n".join(lines))
+    stem = write(f"book_timing_{args.profile}_{args.cache}", info,
+                 f"Seconds per chapter: profile {args.profile}, {args.cache} model cache",
+                 f"{info['hardware']}; load average {load_start:.1f} at start, {info['load_average_end']:.1f} at "
+                 "end (above the core count, other work shared the CPU and the times are pessimistic).")
     print(f"total {total:.1f} s -> {stem.with_suffix('.md').relative_to(ROOT)}")
     if not all(r["passed"] for r in rows):
         sys.exit(1)
@@ -90,19 +85,26 @@ def from_junit(path: Path, profile: str) -> None:
     total = sum(r["seconds"] for r in rows)
     info = {"profile": profile, "source": str(path), "hardware": dl.hardware(), "total_seconds": round(total, 1),
             "rows": rows}
-    stem = ROOT / "benchmarks" / "results" / f"book_timing_{profile}_nbval"
+    stem = write(f"book_timing_{profile}_nbval", info,
+                 f"Seconds per chapter under nbval: profile {profile}, one pytest process",
+                 "From the JUnit XML of one run of `make test`'s first command (unit tests and every notebook in "
+                 "one pytest process, as CI runs them), by `book_timing.py --from-junit`: a notebook's seconds are "
+                 "the sum of its cells' (cell 0 includes the kernel's start). Models are trained by the first "
+                 "chapter that needs them, in the book's order, into the model cache (empty on a fresh clone). "
+                 f"{info['hardware']} (read by the script that parses the file, on the machine it runs on).")
+    print(stem.with_suffix(".md").read_text())
+
+
+def write(name: str, info: dict, title: str, method: str) -> Path:
+    """benchmarks/results/<name>.json (info) and .md: the title, the method and the table of info['rows']."""
+    stem = ROOT / "benchmarks" / "results" / name
     stem.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
-    lines = [f"# Seconds per chapter under nbval: profile {profile}, one pytest process", "",
-             "From the JUnit XML of one run of `make test`'s first command (unit tests and every notebook in one "
-             "pytest process, as CI runs them), by `book_timing.py --from-junit`: a notebook's seconds are the sum of "
-             "its cells' (cell 0 includes the kernel's start). Models are trained by the first chapter that needs "
-             f"them, in the book's order, into the model cache (empty on a fresh clone). {info['hardware']} (as measured now, by "
-             "the script that reads the file).", "",
-             "| notebook | seconds | passed |", "|---|---:|---|"]
-    lines += [f"| {r['notebook']} | {r['seconds']:.1f} | {'yes' if r['passed'] else 'NO'} |" for r in rows]
+    total = info["total_seconds"]
+    lines = [f"# {title}", "", method, "", "| notebook | seconds | passed |", "|---|---:|---|"]
+    lines += [f"| {r['notebook']} | {r['seconds']:.1f} | {'yes' if r['passed'] else 'NO'} |" for r in info["rows"]]
     lines += [f"| **total** | **{total:.1f}** ({total / 60:.1f} min) | |", ""]
     stem.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    return stem
 
 
 if __name__ == "__main__":
