@@ -83,14 +83,16 @@ def main() -> None:
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"guidance_{args.profile}"
     meta = {"profile": args.profile, "sampler": f"DDIM eta=0, {args.steps} steps", "per_class": args.per_class,
             "n": len(labels), "interval_t": interval, "recipe": recipe.kind, "split": recipe.split,
-            "train_steps": recipe.train.steps, "p_uncond": recipe.train.p_uncond, "hardware": dl.hardware(),
+            "train_steps": recipe.train.steps, "p_uncond": recipe.train.p_uncond, "loss": recipe.train.loss_name,
+            "hardware": dl.hardware(),
             "threads": torch.get_num_threads(), "loadavg_before": load_before, "loadavg_after": load_after,
             "torch": torch.__version__}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     best = max((r for r in rows if r["guidance"] != "classifier"), key=lambda r: (r["fidelity"], -r["scale"]))
     lines = [f"# Guidance on class-conditional MNIST ({args.profile} profile)", "",
              f"Model: `{recipe.kind}` ({recipe.train.steps} steps, p_uncond {recipe.train.p_uncond}, "
-             f"split {recipe.split!r}); sampler **{meta['sampler']}** (NFE {args.steps} of the guided model; "
+             f"loss {recipe.train.loss_name}, split {recipe.split!r}); sampler **{meta['sampler']}** "
+             f"(NFE {args.steps} of the guided model; "
              f"a CFG evaluation is one U-Net pass on a batch of 2B, a classifier-guided one adds a classifier "
              f"forward and backward pass); {len(labels)} samples "
              f"({args.per_class} per class, same x_T for every setting); judge threshold 0.9. "

@@ -126,15 +126,13 @@ def main():
                    final_loss=sum(result.history[-100:]) / min(100, len(result.history)),
                    n=args.n, hardware=dl.hardware(), load_average=os.getloadavg()[0], samplers=rows)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    loss_name = (f"{used.train.prediction}-prediction, " + ("L_simple (eq-l-simple)" if used.train.min_snr_gamma is None
-                 else f"min-SNR-{used.train.min_snr_gamma:g} weights (eq-min-snr)"))
     lines = [f"# MNIST DDPM, `{args.profile}` recipe, judged by the in-book classifier", "",
              f"Produced by `benchmarks/mnist_recipe.py --profile {args.profile}` (method in its docstring).", "",
              f"U-Net of {params:,} parameters ({used.unet.channels} channels, {used.unet.num_res_blocks} residual "
              f"block(s) per level), {used.train.steps:,} steps of batch {used.train.batch_size}, AdamW lr "
              f"{used.train.lr} (warm-up {used.train.warmup_steps}, decay {used.train.lr_decay!r}), EMA "
              f"{used.train.ema_decay}, channels_last={used.train.channels_last}; trained on the MNIST **{used.split}** split "
-             f"({len(data):,} images); loss {loss_name}. Training: {train_line}. Mean training loss over the "
+             f"({len(data):,} images); loss {used.train.loss_name}. Training: {train_line}. Mean training loss over the "
              f"last 100 steps {results['final_loss']:.4f}.", "",
              f"| sampler (EMA weights, {args.n} samples) | confident digits (p >= 0.9) | rejected | digits present "
              "| largest / smallest class share | judge-FID | sampling time (s) |", "|---|---:|---:|---:|---:|---:|---:|"]

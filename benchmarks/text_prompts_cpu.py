@@ -101,7 +101,7 @@ def main() -> None:
              f"**{recipe.split}** split, one caption per image from the training phrasings. Training: "
              + (f"{trained:.0f} s" if trained is not None else "time unknown")
              + (" (in this run)" if meta["trained_in_this_run"] else " (loaded from the cache; time recorded there)")
-             + f"; mean L_simple over the last 100 steps {meta['final_loss']:.4f}."
+             + f"; loss {recipe.train.loss_name}, mean over the last 100 steps {meta['final_loss']:.4f}."
              + ("" if args.train_steps is None else
                 f" **Shortened run**: the recipe trains {dl.mnist_text_recipe(args.profile).train.steps:,} steps; "
                 f"this measurement trained {args.train_steps:,} (`--train-steps`), what fitted the time left on a "

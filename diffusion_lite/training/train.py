@@ -115,12 +115,21 @@ class TrainConfig:
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
 
+    @property
+    def loss_name(self) -> str:
+        """The loss in words, for tables and reports: what the network predicts and how it is weighted."""
+        if self.prediction == "edm":
+            return "EDM preconditioning and loss (eq-edm-loss)"
+        weight = ("L_simple (eq-l-simple)" if self.min_snr_gamma is None
+                  else f"min-SNR-{self.min_snr_gamma:g} weights (eq-min-snr)")
+        return f"{self.prediction}-prediction, {weight}"
+
 
 @dataclass
 class TrainResult:
     """What train returns. The model passed in holds the raw (last-step) weights."""
 
-    history: list[float]  # L_simple of every step, from step 1 (resumed runs include the earlier steps)
+    history: list[float]  # the loss of every step (L_simple or its weighted form), from step 1 (with resumes)
     ema_model: nn.Module  # a copy of the model holding the EMA weights (use it for sampling)
     steps_done: int       # steps in the history
     seconds: float        # wall-clock time of this call (not of earlier, resumed-from runs)
