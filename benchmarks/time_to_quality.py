@@ -304,7 +304,7 @@ FOOTER = """## Limits of this measurement
 - The seconds/step come from 3 short rounds of 20 steps; they scatter by about 30 % between rounds,
   so the time axis is uncertain by about that much (all recipes do the same work per step, so they
   share one axis within that scatter).
-- Training seeds: see the table (EDM has seed 0 only). The standard error of a mean over seeds is the
+- Training seeds: see the table (v-pred and EDM have seed 0 only). The standard error of a mean over seeds is the
   larger of the binomial and the seed-to-seed one; with two seeds the latter is itself rough.
 - DDPM-1000 on these checkpoints was not run: at the measured {sample_seconds:.0f} s per {nfe}-NFE point
   it would take about {ddpm_minutes:.0f} minutes of a core per checkpoint. `mnist_recipe_cpu.md` has
