@@ -191,7 +191,6 @@ def compare(runs: list[dict]) -> tuple[list[str], dict]:
                  if any(pt["step"] == step for pt in r["points"])} for name, seeds in by.items()}
     summary, lines = dict(step=step, recipes={}), []
     base = recipe_mean(list(at["baseline"].values()))
-    base_minutes = next(pt["minutes"] for pt in next(iter(by["baseline"].values()))["points"] if pt["step"] == step)
     for name in RECIPES:
         if name not in at:
             continue
@@ -220,7 +219,7 @@ def compare(runs: list[dict]) -> tuple[list[str], dict]:
                      f"{m['fid']:.1f} against {base['fid']:.1f}. "
                      + (f"Reaches the baseline's final share after {' and '.join(reached)} min (seeds "
                         f"{', '.join(str(s) for s, v in reach.items() if v is not None)}) against the baseline's "
-                        f"{base_minutes:.1f} min." if reached else "Does not reach the baseline's final share."))
+                        f"{summary['recipes']['baseline']['minutes_at_step']:.1f} min." if reached else "Does not reach the baseline's final share."))
     return lines, summary
 
 
