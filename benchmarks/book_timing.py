@@ -13,7 +13,7 @@ summary table into benchmarks/RESULTS.md is left to the reader (the .md file is 
 
 `--from-junit FILE` times nothing itself: it reads the JUnit XML of one pytest run of the suite
 (`PYTEST_ADDOPTS=--junitxml=FILE make test`, unit tests and every notebook in one process, as CI
-runs them) and adds up the seconds of each notebook's cells (cell 0 includes the kernel's start)
+runs them; or the notebooks alone) and adds up the seconds of each notebook's cells (cell 0 includes the kernel's start)
 and of the unit tests, into book_timing_<profile>_nbval.md/json.
 """
 from __future__ import annotations
@@ -87,8 +87,10 @@ def from_junit(path: Path, profile: str) -> None:
             "rows": rows}
     stem = write(f"book_timing_{profile}_nbval", info,
                  f"Seconds per chapter under nbval: profile {profile}, one pytest process",
-                 "From the JUnit XML of one run of `make test`'s first command (unit tests and every notebook in "
-                 "one pytest process, as CI runs them), by `book_timing.py --from-junit`: a notebook's seconds are "
+                 "From the JUnit XML of one pytest run, all in one process as CI runs them (`make test`'s first "
+                 "command with `PYTEST_ADDOPTS=--junitxml=FILE`, or `pytest notebooks --nbval-lax "
+                 "--nbval-current-env --junitxml=FILE` for the notebooks alone), by `book_timing.py "
+                 "--from-junit`: a notebook's seconds are "
                  "the sum of its cells' (cell 0 includes the kernel's start). Models are trained by the first "
                  "chapter that needs them, in the book's order, into the model cache (empty on a fresh clone). "
                  f"{info['hardware']} (read by the script that parses the file, on the machine it runs on).")
